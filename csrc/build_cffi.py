@@ -1,0 +1,51 @@
+"""cffi (API, out-of-line mode) build of the C kernels into ``fastloss._fastloss_c``.
+
+The declarations given to ``ffi.cdef`` are read from ``fastloss.h`` (the block between the
+FL_CDEF markers) and the generated module compiles ``#include "fastloss.h"`` with every
+``csrc/*.c`` file, so the header is the single declaration of each kernel: a prototype that
+drifts from its definition is a compile error.
+
+Flags:
+  -O3 -fopenmp                 optimized loops, OpenMP threads for large inputs
+  -mprefer-vector-width=512    lets the AVX-512 clones (FL_CLONES) use zmm registers
+  -fno-math-errno              sqrt/exp need not set errno, so they may vectorize; results,
+                               NaN and Inf are unchanged
+  -fno-trapping-math           we never read FP exception flags; allows if-conversion
+  no -ffast-math, no -march=native: NaN/Inf must propagate exactly as in PyTorch, and the
+  ISA is chosen at run time (target_clones), not baked in at build time.
+"""
+import glob
+import os
+import re
+
+from cffi import FFI
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+HEADER = os.path.join(HERE, "fastloss.h")
+
+
+def cdef_source(path=HEADER):
+    with open(path) as f:
+        text = f.read()
+    m = re.search(r"/\* FL_CDEF_BEGIN \*/(.*)/\* FL_CDEF_END \*/", text, re.S)
+    if not m:
+        raise RuntimeError(f"{path}: FL_CDEF_BEGIN/FL_CDEF_END markers not found")
+    return m.group(1)
+
+
+ffibuilder = FFI()
+ffibuilder.cdef(cdef_source())
+ffibuilder.set_source(
+    "fastloss._fastloss_c",
+    '#include "fastloss.h"',
+    sources=sorted(os.path.relpath(p) for p in glob.glob(os.path.join(HERE, "*.c"))),
+    include_dirs=[os.path.relpath(HERE)],
+    extra_compile_args=[
+        "-O3", "-std=c11", "-fopenmp", "-mprefer-vector-width=512",
+        "-fno-math-errno", "-fno-trapping-math", "-Wall", "-Wno-unknown-pragmas",
+    ],
+    extra_link_args=["-fopenmp"],
+)
+
+if __name__ == "__main__":
+    ffibuilder.compile(verbose=True)

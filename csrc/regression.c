@@ -1,0 +1,14 @@
+/* regression.c -- elementwise regression losses (see regression_tmpl.h), f32 and f64. */
+#include "fl_internal.h"
+
+#define T float
+#define SFX(name) name##_f32
+#include "regression_tmpl.h"
+#undef T
+#undef SFX
+
+#define T double
+#define SFX(name) name##_f64
+#include "regression_tmpl.h"
+#undef T
+#undef SFX

@@ -1,0 +1,125 @@
+/* regression_tmpl.h -- the elementwise regression losses for one floating type.
+ * regression.c includes this file once per dtype with T (float | double) and
+ * SFX(name) (name##_f32 | name##_f64) defined.
+ *
+ * Each loss is two small functions, the scalar source of truth:
+ *   <loss>_prep: per-call constants, hoisted out of the loop (gradient scale folded in);
+ *   <loss>_elem: one element: returns l(d) and stores gscale * dl/dpred in *g.
+ * FL_EW_LOSS builds the rest: a chunk loop in four variants (grad and/or per-element loss
+ * written or not; the flags are compile-time constants after inlining, so each variant is
+ * a straight loop the compiler vectorizes), cloned per ISA, and the exported kernel. */
+
+typedef struct { T c0, c1, c2, c3, c4; } SFX(ewk);
+typedef struct { T *grad, *loss; const T *pred, *target; SFX(ewk) k; } SFX(ewctx);
+
+/* mse: l = d^2, dl/dd = 2d */
+FL_INLINE void SFX(mse_prep)(SFX(ewk) *k, T gscale, T h) { (void)h; k->c0 = (T)2 * gscale; }
+FL_INLINE T SFX(mse_elem)(T d, const SFX(ewk) *k, T *g) { *g = k->c0 * d; return d * d; }
+
+/* smooth_l2: l = d^2 / 2, dl/dd = d */
+FL_INLINE void SFX(smooth_l2_prep)(SFX(ewk) *k, T gscale, T h) { (void)h; k->c0 = gscale; }
+FL_INLINE T SFX(smooth_l2_elem)(T d, const SFX(ewk) *k, T *g) { *g = k->c0 * d; return (T)0.5 * d * d; }
+
+/* mae: l = |d|, dl/dd = sign(d).  Written as two comparisons so that d == 0 and d = NaN
+ * give 0, as torch's sign() does for l1_loss's backward. */
+FL_INLINE void SFX(mae_prep)(SFX(ewk) *k, T gscale, T h) { (void)h; k->c0 = gscale; k->c1 = -gscale; }
+FL_INLINE T SFX(mae_elem)(T d, const SFX(ewk) *k, T *g)
+{
+    *g = d > 0 ? k->c0 : (d < 0 ? k->c1 : (T)0);
+    return d < 0 ? -d : d; /* fabs without the libm call; -0 -> 0 is fine for a loss */
+}
+
+/* huber (torch.nn.functional.huber_loss):
+ *   l = d^2/2 if |d| < delta else delta * (|d| - delta/2)
+ *   dl/dd = clamp(d, -delta, delta), written as torch's backward writes it (two compares,
+ *   NaN falls through to the linear branch and stays NaN). */
+FL_INLINE void SFX(huber_prep)(SFX(ewk) *k, T gscale, T delta)
+{
+    k->c0 = delta; k->c1 = (T)0.5 * delta; k->c2 = gscale * delta; k->c3 = gscale;
+}
+FL_INLINE T SFX(huber_elem)(T d, const SFX(ewk) *k, T *g)
+{
+    T a = d < 0 ? -d : d;
+    *g = d < -k->c0 ? -k->c2 : (d > k->c0 ? k->c2 : k->c3 * d);
+    return a < k->c0 ? (T)0.5 * d * d : k->c0 * (a - k->c1);
+}
+
+/* smooth_l1 (torch.nn.functional.smooth_l1_loss), beta > 0:
+ *   l = d^2/(2 beta) if |d| < beta else |d| - beta/2,  dl/dd = clamp(d/beta, -1, 1).
+ * 1/beta is hoisted: the product differs from torch's division by at most 1 ulp.
+ * beta == 0 is plain L1 (torch routes it to l1_loss); the exported kernel does the same. */
+FL_INLINE void SFX(smooth_l1_prep)(SFX(ewk) *k, T gscale, T beta)
+{
+    k->c0 = beta; k->c1 = (T)0.5 / beta; k->c2 = (T)0.5 * beta; k->c3 = gscale / beta;
+    k->c4 = gscale;
+}
+FL_INLINE T SFX(smooth_l1_elem)(T d, const SFX(ewk) *k, T *g)
+{
+    T a = d < 0 ? -d : d;
+    *g = d < -k->c0 ? -k->c4 : (d > k->c0 ? k->c4 : k->c3 * d);
+    return a < k->c0 ? k->c1 * d * d : a - k->c2;
+}
+
+#define FL_EW_RANGE(NAME, WG, WL)                                                            \
+    do {                                                                                     \
+        _Pragma("omp simd reduction(+:s)")                                                   \
+        for (int64_t i = lo; i < hi; i++) {                                                  \
+            T g, l = SFX(NAME##_elem)(c->pred[i] - c->target[i], &c->k, &g);                 \
+            if (WL) c->loss[i] = l;                                                          \
+            if (WG) c->grad[i] = g;                                                          \
+            s += (double)l;                                                                  \
+        }                                                                                    \
+    } while (0)
+
+/* The loop reads pred[i], target[i] before writing grad[i], loss[i] at the same i, so an
+ * output may be the same buffer as an input ("omp simd" asserts exactly that: no
+ * dependence between different i). */
+#define FL_EW_LOSS(NAME)                                                                     \
+    FL_CLONES static double SFX(NAME##_chunk)(const void *ctx, int64_t lo, int64_t hi)       \
+    {                                                                                        \
+        const SFX(ewctx) *c = (const SFX(ewctx) *)ctx;                                       \
+        double s = 0.0;                                                                      \
+        if (c->grad && c->loss) FL_EW_RANGE(NAME, 1, 1);                                     \
+        else if (c->grad) FL_EW_RANGE(NAME, 1, 0);                                           \
+        else if (c->loss) FL_EW_RANGE(NAME, 0, 1);                                           \
+        else FL_EW_RANGE(NAME, 0, 0);                                                        \
+        return s;                                                                            \
+    }                                                                                        \
+    static double SFX(NAME##_run)(T *grad, T *loss, const T *pred, const T *target,          \
+                                  int64_t n, T gscale, T h)                                  \
+    {                                                                                        \
+        SFX(ewctx) c = {grad, loss, pred, target, {0, 0, 0, 0, 0}};                             \
+        SFX(NAME##_prep)(&c.k, gscale, h);                                                   \
+        return fl_parallel_sum(n, FL_GRAIN_STREAM, SFX(NAME##_chunk), &c);                   \
+    }
+
+FL_EW_LOSS(mse)
+FL_EW_LOSS(smooth_l2)
+FL_EW_LOSS(mae)
+FL_EW_LOSS(huber)
+FL_EW_LOSS(smooth_l1)
+
+double SFX(fl_mse)(T *grad, T *loss, const T *pred, const T *target, int64_t n, T gscale)
+{
+    return SFX(mse_run)(grad, loss, pred, target, n, gscale, 0);
+}
+double SFX(fl_smooth_l2)(T *grad, T *loss, const T *pred, const T *target, int64_t n, T gscale)
+{
+    return SFX(smooth_l2_run)(grad, loss, pred, target, n, gscale, 0);
+}
+double SFX(fl_mae)(T *grad, T *loss, const T *pred, const T *target, int64_t n, T gscale)
+{
+    return SFX(mae_run)(grad, loss, pred, target, n, gscale, 0);
+}
+double SFX(fl_huber)(T *grad, T *loss, const T *pred, const T *target, int64_t n, T gscale, T delta)
+{
+    return SFX(huber_run)(grad, loss, pred, target, n, gscale, delta);
+}
+double SFX(fl_smooth_l1)(T *grad, T *loss, const T *pred, const T *target, int64_t n, T gscale, T beta)
+{
+    if (beta == 0) return SFX(mae_run)(grad, loss, pred, target, n, gscale, 0);
+    return SFX(smooth_l1_run)(grad, loss, pred, target, n, gscale, beta);
+}
+
+#undef FL_EW_RANGE
+#undef FL_EW_LOSS

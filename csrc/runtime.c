@@ -1,0 +1,56 @@
+/* runtime.c -- thread count, the OpenMP driver shared by every kernel, ISA reporting. */
+#include "fl_internal.h"
+#include <omp.h>
+
+#define FL_MAX_THREADS 1024
+
+static int fl_threads = 0; /* 0: not set yet, use omp_get_num_procs() */
+
+void fl_set_num_threads(int n) { fl_threads = n < 1 ? 1 : (n > FL_MAX_THREADS ? FL_MAX_THREADS : n); }
+
+int fl_get_num_threads(void)
+{
+    if (fl_threads > 0) return fl_threads;
+    int n = omp_get_num_procs();
+    return n < 1 ? 1 : (n > FL_MAX_THREADS ? FL_MAX_THREADS : n);
+}
+
+int fl_abi_version(void) { return 1; }
+
+const char *fl_simd_path(void)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+    /* the same test GCC's target_clones resolver applies, in the same order */
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("x86-64-v4")) return "x86-64-v4 (AVX-512)";
+    if (__builtin_cpu_supports("x86-64-v3")) return "x86-64-v3 (AVX2+FMA)";
+    return "baseline (SSE2)";
+#else
+    return "generic (compiler default)";
+#endif
+}
+
+double fl_parallel_sum(int64_t n, int64_t grain, fl_chunk_fn fn, const void *ctx)
+{
+    int nt = fl_get_num_threads();
+    if (grain < 1) grain = 1;
+    if (n / grain < nt) nt = (int)(n / grain);
+    if (nt <= 1) return fn(ctx, 0, n);
+
+    double part[FL_MAX_THREADS];
+    int used = nt;
+#pragma omp parallel num_threads(nt)
+    {
+        int k = omp_get_thread_num(), m = omp_get_num_threads();
+        /* boundaries on multiples of 16 elements: whole cache lines per thread */
+        int64_t blocks = (n + 15) / 16;
+        int64_t lo = (blocks * k / m) * 16, hi = (blocks * (k + 1) / m) * 16;
+        if (hi > n) hi = n;
+        if (lo > n) lo = n;
+        part[k] = fn(ctx, lo, hi);
+        if (k == 0) used = m; /* the runtime may grant fewer threads than asked */
+    }
+    double s = 0.0;
+    for (int k = 0; k < used; k++) s += part[k];
+    return s;
+}

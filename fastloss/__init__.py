@@ -1,0 +1,14 @@
+"""fastloss: fused loss-and-gradient kernels and in-place optimizer kernels for CPU training.
+
+Backends: "c" (compiled C, default), "numba" (Numba JIT), "numpy" (float64 reference).
+"""
+from . import optim
+from ._config import backends, get_backend, get_num_threads, set_backend, set_num_threads
+from .losses import huber, l1, mae, mse, smooth_l1, smooth_l2
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "backends", "get_backend", "set_backend", "get_num_threads", "set_num_threads",
+    "mse", "mae", "l1", "smooth_l2", "huber", "smooth_l1", "optim",
+]

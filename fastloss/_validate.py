@@ -1,0 +1,208 @@
+"""Validation: the one layer that checks what callers pass.  Kernels never validate.
+
+Every check runs before any buffer is written, and every error names the argument and
+what was wrong with it.  The common case (C-contiguous float32/float64 ndarrays) takes a
+short path: a few attribute reads and dictionary look-ups.
+"""
+import math
+import numbers
+
+import numpy as np
+
+F32 = np.dtype(np.float32)
+F64 = np.dtype(np.float64)
+_ndarray = np.ndarray
+
+REDUCTIONS = {"none": 0, "mean": 1, "sum": 2}
+
+# (pred dtype, target dtype) -> computation dtype
+_compute_cache = {}
+
+
+def _kind_dtype(dt, name):
+    """float32 for float16/float32, float64 for float64 and every integer/bool dtype."""
+    k = dt.kind
+    if k == "f":
+        if dt.itemsize <= 4:
+            return F32
+        if dt.itemsize == 8:
+            return F64
+        raise TypeError(f"{name}: dtype {dt} is not supported (float16/32/64, integer or bool)")
+    if k in "iub":
+        return F64
+    raise TypeError(f"{name}: dtype {dt} is not numeric real (float16/32/64, integer or bool expected)")
+
+
+def compute_dtype(dp, dt, pname="pred", tname="target"):
+    """The computation dtype of a loss: float64 if either input is float64 or not floating
+    (ints and bools promote to float64), float32 otherwise (float16 computes in float32)."""
+    key = (dp, dt)
+    r = _compute_cache.get(key)
+    if r is None:
+        a = _kind_dtype(dp, pname)
+        b = _kind_dtype(dt, tname)
+        r = F64 if (a is F64 or b is F64) else F32
+        _compute_cache[key] = r
+    return r
+
+
+def as_input(x, dtype):
+    """x as a C-contiguous array of dtype: the same object when it already is one (never
+    written), else a converted copy (the caller's object is never modified)."""
+    if type(x) is _ndarray and x.dtype is dtype and x.flags.c_contiguous:
+        return x
+    return np.ascontiguousarray(x, dtype=dtype)
+
+
+def asarray(x, name):
+    if type(x) is _ndarray:
+        return x
+    try:
+        return np.asarray(x)
+    except Exception as e:  # ragged lists and the like
+        raise TypeError(f"{name}: cannot be read as an array ({e})") from None
+
+
+def loss_pair(pred, target):
+    """(pred, target, dtype) ready for an elementwise kernel: same shape (no broadcasting),
+    the computation dtype, C-contiguous."""
+    p = asarray(pred, "pred")
+    t = asarray(target, "target")
+    if p.shape != t.shape:
+        raise ValueError(f"pred and target must have the same shape (no broadcasting): "
+                         f"pred {p.shape} vs target {t.shape}")
+    dt = compute_dtype(p.dtype, t.dtype)
+    return as_input(p, dt), as_input(t, dt), dt
+
+
+def reduction_mode(reduction):
+    try:
+        return REDUCTIONS[reduction]
+    except (KeyError, TypeError):
+        raise ValueError(f"reduction: must be 'mean', 'sum' or 'none', got {reduction!r}") from None
+
+
+def _flag(x, name):
+    if x is True or x is False:
+        return x
+    if isinstance(x, (bool, np.bool_)):
+        return bool(x)
+    raise TypeError(f"{name}: must be a bool, got {type(x).__name__}")
+
+
+def flag(x, name):
+    return x if (x is True or x is False) else _flag(x, name)
+
+
+def out_array(out, shape, dtype, name="out", inputs=()):
+    """Validate a caller's gradient buffer: ndarray of the computation dtype (TypeError),
+    the input's shape, C-contiguous and writeable (ValueError).  It may be one of the inputs
+    (same memory, same layout), but must not partially overlap one."""
+    if type(out) is not _ndarray and not isinstance(out, _ndarray):
+        raise TypeError(f"{name}: must be a numpy.ndarray, got {type(out).__name__}")
+    if out.dtype is not dtype and out.dtype != dtype:
+        raise TypeError(f"{name}: dtype must be {dtype} (the computation dtype), got {out.dtype}")
+    if out.shape != shape:
+        raise ValueError(f"{name}: shape must be {shape}, got {out.shape}")
+    flags = out.flags
+    if not flags.c_contiguous:
+        raise ValueError(f"{name}: must be C-contiguous (it is written in place, never copied)")
+    if not flags.writeable:
+        raise ValueError(f"{name}: is read-only")
+    for a, aname in inputs:
+        if np.may_share_memory(out, a) and not same_memory(out, a):
+            raise ValueError(f"{name}: partially overlaps {aname}; it may be {aname} itself, not a shifted view of it")
+    return out
+
+
+def same_memory(a, b):
+    return (a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
+            and a.nbytes == b.nbytes)
+
+
+def real(x, name):
+    """A hyperparameter as a Python float (TypeError for anything that is not a real number)."""
+    if type(x) is float:
+        return x
+    if isinstance(x, (bool, np.bool_)) or not isinstance(x, (numbers.Real, np.floating, np.integer)):
+        raise TypeError(f"{name}: must be a real number, got {type(x).__name__}")
+    return float(x)
+
+
+def nonneg(x, name):
+    v = real(x, name)
+    if not v >= 0.0:  # also rejects NaN
+        raise ValueError(f"{name}: must be >= 0, got {x!r}")
+    return v
+
+
+def positive(x, name):
+    v = real(x, name)
+    if not v > 0.0:
+        raise ValueError(f"{name}: must be > 0, got {x!r}")
+    return v
+
+
+def finite(x, name):
+    v = real(x, name)
+    if not math.isfinite(v):
+        raise ValueError(f"{name}: must be finite, got {x!r}")
+    return v
+
+
+def closed_unit(x, name):
+    v = real(x, name)
+    if not 0.0 <= v <= 1.0:
+        raise ValueError(f"{name}: must be in [0, 1], got {x!r}")
+    return v
+
+
+def step_count(step):
+    if isinstance(step, (bool, np.bool_)) or not isinstance(step, (numbers.Integral, np.integer)):
+        raise TypeError(f"step: must be an int (the 1-based count of this update), got {type(step).__name__}")
+    step = int(step)
+    if step < 1:
+        raise ValueError(f"step: must be >= 1 (the 1-based count of this update), got {step}")
+    return step
+
+
+def inplace(a, name):
+    """An array updated in place: a float32/float64 ndarray, C-contiguous and writeable.
+    Never copied: a non-contiguous or read-only array is an error, not a silent copy."""
+    if not isinstance(a, _ndarray):
+        raise TypeError(f"{name}: must be a numpy.ndarray (it is updated in place), got {type(a).__name__}")
+    dt = a.dtype
+    if dt is not F32 and dt is not F64 and dt != F32 and dt != F64:
+        raise TypeError(f"{name}: dtype must be float32 or float64, got {dt}")
+    flags = a.flags
+    if not flags.c_contiguous:
+        raise ValueError(f"{name}: must be C-contiguous (it is updated in place, never copied)")
+    if not flags.writeable:
+        raise ValueError(f"{name}: is read-only (it is updated in place)")
+    return a
+
+
+def like(a, name, ref, ref_name, writeable=True):
+    """An array of ref's shape and dtype (ref already validated)."""
+    if not isinstance(a, _ndarray):
+        raise TypeError(f"{name}: must be a numpy.ndarray, got {type(a).__name__}")
+    if a.dtype != ref.dtype:
+        raise TypeError(f"{name}: dtype must be {ref_name}'s dtype {ref.dtype}, got {a.dtype}")
+    if a.shape != ref.shape:
+        raise ValueError(f"{name}: shape must be {ref_name}'s shape {ref.shape}, got {a.shape}")
+    flags = a.flags
+    if not flags.c_contiguous:
+        raise ValueError(f"{name}: must be C-contiguous (never copied)")
+    if writeable and not flags.writeable:
+        raise ValueError(f"{name}: is read-only (it is updated in place)")
+    return a
+
+
+def disjoint(arrays):
+    """Arrays a kernel reads and writes in one pass must not share memory."""
+    for i in range(len(arrays)):
+        a, an = arrays[i]
+        for j in range(i + 1, len(arrays)):
+            b, bn = arrays[j]
+            if np.may_share_memory(a, b):
+                raise ValueError(f"{an} and {bn} share memory; they must be distinct buffers")

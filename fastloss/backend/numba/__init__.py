@@ -1,0 +1,73 @@
+"""The Numba backend: the same functions, signatures and semantics as fastloss.backend.c.
+
+Numba's default "workqueue" threading layer aborts when two Python threads launch parallel
+kernels at once; fastloss asks for a thread-safe layer (OpenMP, else TBB) before any kernel
+is compiled.  If the process already launched numba parallel code with another layer, that
+layer stays (numba cannot switch) and `python -m fastloss info` shows it.
+"""
+import numba
+
+if numba.config.THREADING_LAYER == "default":
+    numba.config.THREADING_LAYER = "threadsafe"
+
+from . import optim as _optim  # noqa: E402
+from . import regression as _regression  # noqa: E402
+from ._common import plan, set_num_threads  # noqa: E402,F401
+
+NAME = "numba"
+
+
+def _flat(a):
+    return None if a is None else a.reshape(-1)
+
+
+def _ew(name):
+    serial, parallel = _regression.KERNELS[name]
+
+    def run(grad, loss, pred, target, gscale, h=0.0):
+        n = pred.size
+        nch = plan(n)
+        f = serial if nch == 1 else parallel
+        return f(_flat(grad), _flat(loss), pred.reshape(-1), target.reshape(-1), gscale, h, nch)
+
+    run.__name__ = name
+    return run
+
+
+mse = _ew("mse")
+smooth_l2 = _ew("smooth_l2")
+mae = _ew("mae")
+huber = _ew("huber")
+_smooth_l1 = _ew("smooth_l1")
+
+
+def smooth_l1(grad, loss, pred, target, gscale, beta):
+    if beta == 0.0:
+        return mae(grad, loss, pred, target, gscale)
+    return _smooth_l1(grad, loss, pred, target, gscale, beta)
+
+
+_sgd_serial, _sgd_parallel = _optim.KERNELS["sgd"]
+
+
+def sgd(param, momentum_buffer, grad, step, lr, momentum, dampening, weight_decay, grad_scale,
+        nesterov, maximize):
+    n = param.size
+    nch = plan(n)
+    f = _sgd_serial if nch == 1 else _sgd_parallel
+    buf = momentum_buffer.reshape(-1) if (momentum != 0.0 and momentum_buffer is not None) else None
+    f(param.reshape(-1), buf, grad.reshape(-1), step <= 1, lr, momentum, dampening, weight_decay,
+      -grad_scale if maximize else grad_scale, bool(nesterov), nch)
+
+
+def threading_layer():
+    try:
+        return numba.threading_layer()
+    except ValueError:  # no parallel kernel has run yet
+        return f"{numba.config.THREADING_LAYER} (not started yet)"
+
+
+def info():
+    return {"numba": numba.__version__, "threading layer": threading_layer(),
+            "fastmath flags": "nsz, arcp, contract, reassoc (NaN/Inf kept)"}
+

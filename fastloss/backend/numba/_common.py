@@ -1,0 +1,58 @@
+"""What every Numba kernel shares: the jit flags, serial/parallel twins, chunking."""
+import types
+
+import numba
+from numba import njit
+
+# Fast-math flags that keep NaN/Inf semantics: no 'nnan'/'ninf' (NaN and Inf must propagate
+# exactly as in PyTorch) and no 'afn' (sqrt/exp stay exact library results).  'reassoc' lets
+# LLVM vectorize the float64 loss reductions; 'contract' allows FMA.
+FASTMATH = {"nsz", "arcp", "contract", "reassoc"}
+
+# Below this many elements per thread a kernel runs serially (see bench/NOTES.md: a numba
+# parallel region costs ~1.5 us here).
+GRAIN_STREAM = 32768
+
+_threads = 1
+
+
+def inline(f):
+    """A per-element helper: inlined into every kernel at the Numba IR level."""
+    return njit(inline="always", nogil=True, cache=True, fastmath=FASTMATH)(f)
+
+
+def kernel(f):
+    """Compile f twice: a serial version (f) and a parallel one (prange over chunks), as two
+    cacheable functions with distinct names.  Returns a callable that picks one by size."""
+    par = types.FunctionType(f.__code__, f.__globals__, f.__name__ + "_par", f.__defaults__, f.__closure__)
+    par.__qualname__ = f.__qualname__ + "_par"
+    serial = njit(nogil=True, cache=True, fastmath=FASTMATH)(f)
+    parallel = njit(nogil=True, cache=True, fastmath=FASTMATH, parallel=True)(par)
+    return serial, parallel
+
+
+def set_num_threads(n):
+    global _threads
+    _threads = max(1, min(int(n), numba.config.NUMBA_NUM_THREADS))
+
+
+def plan(n, grain=GRAIN_STREAM):
+    """Number of chunks for n elements (1 = run the serial twin).  Sets numba's thread count
+    for the calling thread (numba's setting is per thread) when going parallel."""
+    nt = _threads
+    if n < 2 * grain or nt <= 1:
+        return 1
+    nt = min(nt, n // grain)
+    if numba.get_num_threads() != nt:
+        numba.set_num_threads(nt)
+    return nt
+
+
+@njit(inline="always", nogil=True, cache=True)
+def bounds(n, c, nchunks):
+    """[lo, hi) of chunk c of nchunks, on multiples of 16 elements (whole cache lines)."""
+    blocks = (n + 15) // 16
+    lo = (blocks * c // nchunks) * 16
+    hi = (blocks * (c + 1) // nchunks) * 16
+    return min(lo, n), min(hi, n)
+
