@@ -4,29 +4,30 @@
  *
  * Each loss is two small functions, the scalar source of truth:
  *   <loss>_prep: per-call constants, hoisted out of the loop (gradient scale folded in);
- *   <loss>_elem: one element: returns l(d) and stores gscale * dl/dpred in *g.
+ *   <loss>_elem: one element: returns {l(d), gscale * dl/dpred} by value.
  * FL_EW_LOSS builds the rest: a chunk loop in four variants (grad and/or per-element loss
  * written or not; the flags are compile-time constants after inlining, so each variant is
  * a straight loop the compiler vectorizes), cloned per ISA, and the exported kernel. */
 
 typedef struct { T c0, c1, c2, c3, c4; } SFX(ewk);
 typedef struct { T *grad, *loss; const T *pred, *target; SFX(ewk) k; } SFX(ewctx);
+typedef struct { T l, g; } SFX(lg);
 
 /* mse: l = d^2, dl/dd = 2d */
 FL_INLINE void SFX(mse_prep)(SFX(ewk) *k, T gscale, T h) { (void)h; k->c0 = (T)2 * gscale; }
-FL_INLINE T SFX(mse_elem)(T d, const SFX(ewk) *k, T *g) { *g = k->c0 * d; return d * d; }
+FL_INLINE SFX(lg) SFX(mse_elem)(T d, const SFX(ewk) *k) { return (SFX(lg)){d * d, k->c0 * d}; }
 
 /* smooth_l2: l = d^2 / 2, dl/dd = d */
 FL_INLINE void SFX(smooth_l2_prep)(SFX(ewk) *k, T gscale, T h) { (void)h; k->c0 = gscale; }
-FL_INLINE T SFX(smooth_l2_elem)(T d, const SFX(ewk) *k, T *g) { *g = k->c0 * d; return (T)0.5 * d * d; }
+FL_INLINE SFX(lg) SFX(smooth_l2_elem)(T d, const SFX(ewk) *k) { return (SFX(lg)){(T)0.5 * d * d, k->c0 * d}; }
 
 /* mae: l = |d|, dl/dd = sign(d).  Written as two comparisons so that d == 0 and d = NaN
  * give 0, as torch's sign() does for l1_loss's backward. */
 FL_INLINE void SFX(mae_prep)(SFX(ewk) *k, T gscale, T h) { (void)h; k->c0 = gscale; k->c1 = -gscale; }
-FL_INLINE T SFX(mae_elem)(T d, const SFX(ewk) *k, T *g)
+FL_INLINE SFX(lg) SFX(mae_elem)(T d, const SFX(ewk) *k)
 {
-    *g = d > 0 ? k->c0 : (d < 0 ? k->c1 : (T)0);
-    return d < 0 ? -d : d; /* fabs without the libm call; -0 -> 0 is fine for a loss */
+    /* |d| as a select, not a libm call; -0 -> -0 is fine for a loss */
+    return (SFX(lg)){d < 0 ? -d : d, d > 0 ? k->c0 : (d < 0 ? k->c1 : (T)0)};
 }
 
 /* huber (torch.nn.functional.huber_loss):
@@ -37,11 +38,11 @@ FL_INLINE void SFX(huber_prep)(SFX(ewk) *k, T gscale, T delta)
 {
     k->c0 = delta; k->c1 = (T)0.5 * delta; k->c2 = gscale * delta; k->c3 = gscale;
 }
-FL_INLINE T SFX(huber_elem)(T d, const SFX(ewk) *k, T *g)
+FL_INLINE SFX(lg) SFX(huber_elem)(T d, const SFX(ewk) *k)
 {
     T a = d < 0 ? -d : d;
-    *g = d < -k->c0 ? -k->c2 : (d > k->c0 ? k->c2 : k->c3 * d);
-    return a < k->c0 ? (T)0.5 * d * d : k->c0 * (a - k->c1);
+    return (SFX(lg)){a < k->c0 ? (T)0.5 * d * d : k->c0 * (a - k->c1),
+                     d < -k->c0 ? -k->c2 : (d > k->c0 ? k->c2 : k->c3 * d)};
 }
 
 /* smooth_l1 (torch.nn.functional.smooth_l1_loss), beta > 0:
@@ -53,21 +54,21 @@ FL_INLINE void SFX(smooth_l1_prep)(SFX(ewk) *k, T gscale, T beta)
     k->c0 = beta; k->c1 = (T)0.5 / beta; k->c2 = (T)0.5 * beta; k->c3 = gscale / beta;
     k->c4 = gscale;
 }
-FL_INLINE T SFX(smooth_l1_elem)(T d, const SFX(ewk) *k, T *g)
+FL_INLINE SFX(lg) SFX(smooth_l1_elem)(T d, const SFX(ewk) *k)
 {
     T a = d < 0 ? -d : d;
-    *g = d < -k->c0 ? -k->c4 : (d > k->c0 ? k->c4 : k->c3 * d);
-    return a < k->c0 ? k->c1 * d * d : a - k->c2;
+    return (SFX(lg)){a < k->c0 ? k->c1 * d * d : a - k->c2,
+                     d < -k->c0 ? -k->c4 : (d > k->c0 ? k->c4 : k->c3 * d)};
 }
 
 #define FL_EW_RANGE(NAME, WG, WL)                                                            \
     do {                                                                                     \
         _Pragma("omp simd reduction(+:s)")                                                   \
         for (int64_t i = lo; i < hi; i++) {                                                  \
-            T g, l = SFX(NAME##_elem)(c->pred[i] - c->target[i], &c->k, &g);                 \
-            if (WL) c->loss[i] = l;                                                          \
-            if (WG) c->grad[i] = g;                                                          \
-            s += (double)l;                                                                  \
+            SFX(lg) r = SFX(NAME##_elem)(pred[i] - target[i], &k);                           \
+            if (WL) loss[i] = r.l;                                                           \
+            if (WG) grad[i] = r.g;                                                           \
+            s += (double)r.l;                                                                \
         }                                                                                    \
     } while (0)
 
@@ -78,10 +79,14 @@ FL_INLINE T SFX(smooth_l1_elem)(T d, const SFX(ewk) *k, T *g)
     FL_CLONES static double SFX(NAME##_chunk)(const void *ctx, int64_t lo, int64_t hi)       \
     {                                                                                        \
         const SFX(ewctx) *c = (const SFX(ewctx) *)ctx;                                       \
+        /* locals: the stores below must not make the compiler reload the context */         \
+        T *grad = c->grad, *loss = c->loss;                                                  \
+        const T *pred = c->pred, *target = c->target;                                        \
+        const SFX(ewk) k = c->k;                                                             \
         double s = 0.0;                                                                      \
-        if (c->grad && c->loss) FL_EW_RANGE(NAME, 1, 1);                                     \
-        else if (c->grad) FL_EW_RANGE(NAME, 1, 0);                                           \
-        else if (c->loss) FL_EW_RANGE(NAME, 0, 1);                                           \
+        if (grad && loss) FL_EW_RANGE(NAME, 1, 1);                                           \
+        else if (grad) FL_EW_RANGE(NAME, 1, 0);                                              \
+        else if (loss) FL_EW_RANGE(NAME, 0, 1);                                              \
         else FL_EW_RANGE(NAME, 0, 0);                                                        \
         return s;                                                                            \
     }                                                                                        \

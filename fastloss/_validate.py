@@ -110,6 +110,8 @@ def out_array(out, shape, dtype, name="out", inputs=()):
     if not flags.writeable:
         raise ValueError(f"{name}: is read-only")
     for a, aname in inputs:
+        if out is a or (out.base is None and a.base is None):
+            continue  # the same array, or two arrays that each own their memory
         if np.may_share_memory(out, a) and not same_memory(out, a):
             raise ValueError(f"{name}: partially overlaps {aname}; it may be {aname} itself, not a shifted view of it")
     return out
