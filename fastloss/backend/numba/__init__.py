@@ -21,14 +21,16 @@ def _flat(a):
     return None if a is None else a.reshape(-1)
 
 
+_ew_serial, _ew_parallel = _regression.ew_loss
+
+
 def _ew(name):
-    serial, parallel = _regression.KERNELS[name]
+    kind = _regression.KIND[name]
 
     def run(grad, loss, pred, target, gscale, h=0.0):
-        n = pred.size
-        nch = plan(n)
-        f = serial if nch == 1 else parallel
-        return f(_flat(grad), _flat(loss), pred.reshape(-1), target.reshape(-1), gscale, h, nch)
+        nch = plan(pred.size)
+        f = _ew_serial if nch == 1 else _ew_parallel
+        return f(kind, _flat(grad), _flat(loss), pred.reshape(-1), target.reshape(-1), gscale, h, nch)
 
     run.__name__ = name
     return run

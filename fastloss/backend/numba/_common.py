@@ -16,6 +16,11 @@ GRAIN_STREAM = 32768
 _threads = 1
 
 
+def jit(f):
+    """A serial helper called by the kernels (not inlined: e.g. one chunk's loop)."""
+    return njit(nogil=True, cache=True, fastmath=FASTMATH)(f)
+
+
 def inline(f):
     """A per-element helper: inlined into every kernel at the Numba IR level."""
     return njit(inline="always", nogil=True, cache=True, fastmath=FASTMATH)(f)

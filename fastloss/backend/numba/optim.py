@@ -13,25 +13,28 @@ def _sgd(param, buf, grad, first, lr, momentum, dampening, weight_decay, gscale,
     wd = weight_decay != 0.0   # skipped, not multiplied: 0 * inf would be NaN (torch skips it too)
     for c in prange(nchunks):
         lo, hi = bounds(param.size, c, nchunks)
+        # slices indexed from 0 vectorize; see regression.py
+        p, gr = param[lo:hi], grad[lo:hi]
         if buf is None:
             if wd:
-                for i in range(lo, hi):
-                    param[i] = param[i] - lr * (grad[i] * gs + w * param[i])
+                for i in range(p.size):
+                    p[i] = p[i] - lr * (gr[i] * gs + w * p[i])
             else:
-                for i in range(lo, hi):
-                    param[i] = param[i] - lr * (grad[i] * gs)
+                for i in range(p.size):
+                    p[i] = p[i] - lr * (gr[i] * gs)
         else:
-            for i in range(lo, hi):
-                g = grad[i] * gs
+            b = buf[lo:hi]
+            for i in range(p.size):
+                g = gr[i] * gs
                 if wd:
-                    g = g + w * param[i]
-                v = g if first else m * buf[i] + omd * g
-                buf[i] = v
+                    g = g + w * p[i]
+                v = g if first else m * b[i] + omd * g
+                b[i] = v
                 if nesterov:
                     g = g + m * v
                 else:
                     g = v
-                param[i] = param[i] - lr * g
+                p[i] = p[i] - lr * g
 
 
 KERNELS = {"sgd": kernel(_sgd)}

@@ -1,18 +1,37 @@
 """Elementwise regression losses, Numba kernels.  Same math as csrc/regression_tmpl.h.
 
-Each kernel: (grad, loss, pred, target, gscale, h, nchunks) -> sum of the loss, float64.
-grad/loss are arrays or None (numba compiles a variant per combination and prunes the
-stores).  Constants are built with pred.dtype.type so that a float32 kernel computes in
-float32; only the loss sum is float64.  Numba caches no closures, so each loss is a
-top-level loop around its inline element function.
+Layout (numba shapes it):
+  * ``_<loss>_chunk(grad, loss, pred, target, gscale, h, lo, hi)``: a serial loop over
+    elements [lo, hi): per-call constants (built with pred.dtype.type so a float32 kernel
+    computes in float32), then the inline element function; returns the float64 loss sum.
+    grad/loss are arrays or None: numba compiles a variant per combination and prunes the
+    stores.  The loop runs over slices (``pred[lo:hi]``) indexed from 0: indexing with a
+    possibly negative index makes numba emit wraparound selects that stop LLVM from
+    vectorizing (measured 7x slower).
+  * ``_ew_loss(kind, ...)``: one driver for every loss: chunks (prange in the parallel twin),
+    dispatching on ``kind`` once per chunk, never per element.  numba caches no closures,
+    so this switch is how one driver serves every loss.
 """
 import numpy as np
 from numba import prange
 
-from ._common import bounds, inline, kernel
+from ._common import bounds, inline, jit, kernel
+
+MSE, SMOOTH_L2, MAE, HUBER, SMOOTH_L1 = range(5)
+KIND = {"mse": MSE, "smooth_l2": SMOOTH_L2, "mae": MAE, "huber": HUBER, "smooth_l1": SMOOTH_L1}
 
 
-@inline
+# _part and _store are jit functions, not IR-inlined ones: numba prunes `x is None`
+# branches only on a function's own arguments, so each must see grad/loss as arguments
+# (LLVM still inlines them).
+@jit
+def _part(a, lo, hi):
+    if a is None:
+        return None
+    return a[lo:hi]
+
+
+@jit
 def _store(grad, loss, i, g, l):
     if grad is not None:
         grad[i] = g
@@ -25,19 +44,17 @@ def _mse_elem(d, c0):
     return d * d, c0 * d
 
 
-def _mse(grad, loss, pred, target, gscale, h, nchunks):
+@jit
+def _mse_chunk(grad, loss, pred, target, gscale, h, lo, hi):
     T = pred.dtype.type
     c0 = T(2) * T(gscale)
-    parts = np.empty(nchunks)
-    for c in prange(nchunks):
-        lo, hi = bounds(pred.size, c, nchunks)
-        s = 0.0
-        for i in range(lo, hi):
-            l, g = _mse_elem(pred[i] - target[i], c0)
-            _store(grad, loss, i, g, l)
-            s += l
-        parts[c] = s
-    return parts.sum()
+    p, t, gr, ls = pred[lo:hi], target[lo:hi], _part(grad, lo, hi), _part(loss, lo, hi)
+    s = 0.0
+    for i in range(p.size):
+        l, g = _mse_elem(p[i] - t[i], c0)
+        _store(gr, ls, i, g, l)
+        s += l
+    return s
 
 
 @inline
@@ -45,19 +62,17 @@ def _smooth_l2_elem(d, half, c0):
     return half * d * d, c0 * d
 
 
-def _smooth_l2(grad, loss, pred, target, gscale, h, nchunks):
+@jit
+def _smooth_l2_chunk(grad, loss, pred, target, gscale, h, lo, hi):
     T = pred.dtype.type
     half, c0 = T(0.5), T(gscale)
-    parts = np.empty(nchunks)
-    for c in prange(nchunks):
-        lo, hi = bounds(pred.size, c, nchunks)
-        s = 0.0
-        for i in range(lo, hi):
-            l, g = _smooth_l2_elem(pred[i] - target[i], half, c0)
-            _store(grad, loss, i, g, l)
-            s += l
-        parts[c] = s
-    return parts.sum()
+    p, t, gr, ls = pred[lo:hi], target[lo:hi], _part(grad, lo, hi), _part(loss, lo, hi)
+    s = 0.0
+    for i in range(p.size):
+        l, g = _smooth_l2_elem(p[i] - t[i], half, c0)
+        _store(gr, ls, i, g, l)
+        s += l
+    return s
 
 
 @inline
@@ -67,19 +82,17 @@ def _mae_elem(d, gs, zero):
     return (-d if d < zero else d), g
 
 
-def _mae(grad, loss, pred, target, gscale, h, nchunks):
+@jit
+def _mae_chunk(grad, loss, pred, target, gscale, h, lo, hi):
     T = pred.dtype.type
     gs, zero = T(gscale), T(0)
-    parts = np.empty(nchunks)
-    for c in prange(nchunks):
-        lo, hi = bounds(pred.size, c, nchunks)
-        s = 0.0
-        for i in range(lo, hi):
-            l, g = _mae_elem(pred[i] - target[i], gs, zero)
-            _store(grad, loss, i, g, l)
-            s += l
-        parts[c] = s
-    return parts.sum()
+    p, t, gr, ls = pred[lo:hi], target[lo:hi], _part(grad, lo, hi), _part(loss, lo, hi)
+    s = 0.0
+    for i in range(p.size):
+        l, g = _mae_elem(p[i] - t[i], gs, zero)
+        _store(gr, ls, i, g, l)
+        s += l
+    return s
 
 
 @inline
@@ -91,20 +104,18 @@ def _huber_elem(d, delta, half, half_delta, gs_delta, gs):
     return l, g
 
 
-def _huber(grad, loss, pred, target, gscale, h, nchunks):
+@jit
+def _huber_chunk(grad, loss, pred, target, gscale, h, lo, hi):
     T = pred.dtype.type
     delta, half, gs = T(h), T(0.5), T(gscale)
     half_delta, gs_delta = half * delta, gs * delta
-    parts = np.empty(nchunks)
-    for c in prange(nchunks):
-        lo, hi = bounds(pred.size, c, nchunks)
-        s = 0.0
-        for i in range(lo, hi):
-            l, g = _huber_elem(pred[i] - target[i], delta, half, half_delta, gs_delta, gs)
-            _store(grad, loss, i, g, l)
-            s += l
-        parts[c] = s
-    return parts.sum()
+    p, t, gr, ls = pred[lo:hi], target[lo:hi], _part(grad, lo, hi), _part(loss, lo, hi)
+    s = 0.0
+    for i in range(p.size):
+        l, g = _huber_elem(p[i] - t[i], delta, half, half_delta, gs_delta, gs)
+        _store(gr, ls, i, g, l)
+        s += l
+    return s
 
 
 @inline
@@ -116,26 +127,38 @@ def _smooth_l1_elem(d, beta, half_over_beta, half_beta, gs_over_beta, gs):
     return l, g
 
 
-def _smooth_l1(grad, loss, pred, target, gscale, h, nchunks):
+@jit
+def _smooth_l1_chunk(grad, loss, pred, target, gscale, h, lo, hi):
     T = pred.dtype.type
     beta, gs = T(h), T(gscale)
     half_over_beta, half_beta, gs_over_beta = T(0.5) / beta, T(0.5) * beta, gs / beta
+    p, t, gr, ls = pred[lo:hi], target[lo:hi], _part(grad, lo, hi), _part(loss, lo, hi)
+    s = 0.0
+    for i in range(p.size):
+        l, g = _smooth_l1_elem(p[i] - t[i], beta, half_over_beta, half_beta, gs_over_beta, gs)
+        _store(gr, ls, i, g, l)
+        s += l
+    return s
+
+
+def _ew_loss(kind, grad, loss, pred, target, gscale, h, nchunks):
     parts = np.empty(nchunks)
     for c in prange(nchunks):
         lo, hi = bounds(pred.size, c, nchunks)
-        s = 0.0
-        for i in range(lo, hi):
-            l, g = _smooth_l1_elem(pred[i] - target[i], beta, half_over_beta, half_beta, gs_over_beta, gs)
-            _store(grad, loss, i, g, l)
-            s += l
-        parts[c] = s
-    return parts.sum()
+        if kind == MSE:
+            parts[c] = _mse_chunk(grad, loss, pred, target, gscale, h, lo, hi)
+        elif kind == SMOOTH_L2:
+            parts[c] = _smooth_l2_chunk(grad, loss, pred, target, gscale, h, lo, hi)
+        elif kind == MAE:
+            parts[c] = _mae_chunk(grad, loss, pred, target, gscale, h, lo, hi)
+        elif kind == HUBER:
+            parts[c] = _huber_chunk(grad, loss, pred, target, gscale, h, lo, hi)
+        else:
+            parts[c] = _smooth_l1_chunk(grad, loss, pred, target, gscale, h, lo, hi)
+    s = 0.0
+    for c in range(nchunks):  # in chunk order: the same bits for the same thread count
+        s += parts[c]
+    return s
 
 
-KERNELS = {
-    "mse": kernel(_mse),
-    "smooth_l2": kernel(_smooth_l2),
-    "mae": kernel(_mae),
-    "huber": kernel(_huber),
-    "smooth_l1": kernel(_smooth_l1),
-}
+ew_loss = kernel(_ew_loss)
