@@ -1,4 +1,4 @@
-"""Learning-rate schedules: plain callables ``schedule(t) -> lr``, equal to torch.optim.lr_scheduler.
+"""Learning-rate schedules: plain callables ``schedule(t) -> lr``, equal to torch's lr_scheduler.
 
 ``schedule(t)``, for t = 0, 1, 2, ..., is the learning rate of update number t + 1: the value
 torch's scheduler leaves in ``optimizer.param_groups[0]["lr"]`` after t calls of

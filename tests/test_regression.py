@@ -87,14 +87,19 @@ def test_out_may_be_pred(name, hyper, backend, reduction, rng):
     k = LOSSES[name]
     pred, target = k.sample(rng, (100003,), np.float32)
     expect_l, expect_g = k.func(pred, target, reduction=reduction, backend=backend, **hyper)
+    # C: bit-identical (its loops assert no cross-iteration dependence).  Numba: LLVM's
+    # runtime alias check sends an aliased call down the scalar loop, whose fast-math
+    # rewrites may round differently by an ulp (bench/NOTES.md: numba out=pred is slower).
+    same = np.testing.assert_array_equal if backend != "numba" else (
+        lambda a, b: assert_close(a, b, np.float32, "aliased"))
     p = pred.copy()
     l, g = k.func(p, target, reduction=reduction, backend=backend, out=p, **hyper)
     assert g is p
-    np.testing.assert_array_equal(p, expect_g)
-    np.testing.assert_array_equal(l, expect_l)
+    same(p, expect_g)
+    same(l, expect_l)
     t = target.copy()
     l, g = k.func(pred, t, reduction=reduction, backend=backend, out=t, **hyper)
-    np.testing.assert_array_equal(t, expect_g)
+    same(t, expect_g)
 
 
 def test_dtype_rules():

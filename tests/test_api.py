@@ -1,0 +1,140 @@
+"""Backend selection, threads, concurrency from Python threads, the command line."""
+import os
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+
+import fastloss
+from fastloss import optim
+
+
+def test_backends_and_default():
+    assert fastloss.backends() == ["c", "numba", "numpy"]
+    assert fastloss.get_backend() in fastloss.backends()
+    with pytest.raises(ValueError, match="backend.*'cuda'"):
+        fastloss.set_backend("cuda")
+    with pytest.raises(ValueError, match="backend"):
+        fastloss.mse(np.ones(3), np.ones(3), backend="fortran")
+    old = fastloss.get_backend()
+    try:
+        fastloss.set_backend("numba")
+        assert fastloss.get_backend() == "numba"
+        l_default = fastloss.mse(np.arange(5.0), np.zeros(5))[0]
+        assert l_default == fastloss.mse(np.arange(5.0), np.zeros(5), backend="numba")[0]
+    finally:
+        fastloss.set_backend(old)
+
+
+def _python(code, **env):
+    e = dict(os.environ, **env)
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=e)
+
+
+def test_environment_variable_picks_backend():
+    r = _python("import fastloss; print(fastloss.get_backend())", FASTLOSS_BACKEND="numpy")
+    assert r.returncode == 0 and r.stdout.strip() == "numpy", r.stderr
+    r = _python("import fastloss; fastloss.get_backend()", FASTLOSS_BACKEND="bogus")
+    assert r.returncode != 0 and "FASTLOSS_BACKEND" in r.stderr
+
+
+def test_import_does_not_load_numba():
+    r = _python("import sys, fastloss; fastloss.mse([1.0], [2.0]); print('numba' in sys.modules)")
+    assert r.returncode == 0 and r.stdout.strip() == "False", r.stderr
+
+
+def test_threads():
+    n0 = fastloss.get_num_threads()
+    assert n0 == len(os.sched_getaffinity(0))
+    for bad in (0, -1, 1.5, "2", True):
+        with pytest.raises(ValueError, match="n must be"):
+            fastloss.set_num_threads(bad)
+    p = np.random.default_rng(0).standard_normal(300_000).astype(np.float32)
+    t = np.zeros_like(p)
+    try:
+        results = {}
+        for nt in (1, 2):
+            fastloss.set_num_threads(nt)
+            assert fastloss.get_num_threads() == nt
+            for b in ("c", "numba"):
+                results[nt, b] = fastloss.mse(p, t, backend=b)
+        for b in ("c", "numba"):  # thread count changes the summation order only
+            np.testing.assert_allclose(results[1, b][0], results[2, b][0], rtol=1e-12)
+            np.testing.assert_array_equal(results[1, b][1], results[2, b][1])
+    finally:
+        fastloss.set_num_threads(n0)
+
+
+@pytest.mark.parametrize("backend", ["c", "numba"])
+def test_concurrent_calls_from_8_threads(backend):
+    """Large inputs (the parallel path) from 8 Python threads at once: correct results, no
+    abort (numba's workqueue layer would abort here; fastloss selects a thread-safe one)."""
+    rng = np.random.default_rng(0)
+    n = 200_003
+    work = []
+    for i in range(8):
+        p = rng.standard_normal(n).astype(np.float32)
+        t = rng.standard_normal(n).astype(np.float32)
+        work.append((p, t, fastloss.huber(p, t, delta=0.5, backend=backend)))
+    params = [rng.standard_normal(n) for _ in range(8)]
+    grads = [rng.standard_normal(n) for _ in range(8)]
+    expect = []
+    for p, g in zip(params, grads):
+        q, b = p.copy(), np.zeros_like(p)
+        for s in range(1, 6):
+            optim.sgd_(q, g, b, step=s, lr=0.1, momentum=0.9, backend=backend)
+        expect.append(q)
+    errors = []
+
+    def worker(i):
+        try:
+            p, t, (el, eg) = work[i]
+            for _ in range(10):
+                l, g = fastloss.huber(p, t, delta=0.5, backend=backend)
+                assert l == el and np.array_equal(g, eg)
+            q, b = params[i].copy(), np.zeros(n)
+            for s in range(1, 6):
+                optim.sgd_(q, grads[i], b, step=s, lr=0.1, momentum=0.9, backend=backend)
+            assert np.array_equal(q, expect[i])
+        except Exception as e:  # collected and re-raised in the main thread
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(8)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert not errors, errors
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "fastloss", *args], capture_output=True, text=True)
+
+
+def test_cli_info():
+    r = _cli("info")
+    assert r.returncode == 0, r.stderr
+    assert "simd path" in r.stdout and "threading layer" in r.stdout and "threads" in r.stdout
+
+
+def test_cli_check_passes():
+    r = _cli("check")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "FAIL" not in r.stdout.replace("0 FAIL", "")
+    assert "mse" in r.stdout and "sgd" in r.stdout
+
+
+def test_cli_bench_quick_prints_table():
+    r = _cli("bench", "--quick")
+    assert r.returncode == 0, r.stderr
+    assert "x torch" in r.stdout and "GB/s" in r.stdout
+    for kernel in ("mse", "huber", "sgd"):
+        assert kernel in r.stdout
+    assert "[1/" in r.stderr  # progress
+
+
+def test_cli_usage_error():
+    r = _cli("frobnicate")
+    assert r.returncode == 2
