@@ -5,7 +5,7 @@ import pytest
 
 import fastloss
 from fastloss._registry import COMPILED, DTYPES, LOSSES, SIZES
-from conftest import assert_close
+from helpers import assert_close
 
 CASES = [(name, h) for name, k in LOSSES.items() for h in k.variants]
 IDS = [f"{n}-{'-'.join(f'{a}{b}' for a, b in h.items())}".rstrip("-") for n, h in CASES]

@@ -6,7 +6,7 @@ import pytest
 import fastloss
 from fastloss import optim
 from fastloss._registry import COMPILED, DTYPES, OPTIMIZERS
-from conftest import assert_close
+from helpers import assert_close
 
 SGD = OPTIMIZERS["sgd"]
 GRID = SGD.grid()

@@ -5,7 +5,7 @@ import pytest
 
 from fastloss import optim
 from fastloss._registry import COMPILED, DTYPES, LOSSES, OPTIMIZERS
-from conftest import assert_close
+from helpers import assert_close
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
