@@ -208,3 +208,47 @@ def disjoint(arrays):
             b, bn = arrays[j]
             if np.may_share_memory(a, b):
                 raise ValueError(f"{an} and {bn} share memory; they must be distinct buffers")
+
+
+# ---- element checks (C loops when the extension is built, NumPy otherwise) -------------------
+try:
+    from ._fastloss_c import ffi as _ffi, lib as _lib
+except ImportError:  # numba/numpy-only installation
+    _lib = None
+
+
+def first_bad_target(t, c, ignore_index):
+    """Index of the first class index outside [0, c) that is not ignore_index (None: no
+    ignore_index), or -1.  t: C-contiguous int64."""
+    if _lib is not None:
+        # ignore_index=None -> 0: a valid class, so the C check reduces to the range test
+        ign = 0 if ignore_index is None else ignore_index
+        return int(_lib.fl_first_bad_target(_ffi.from_buffer("int64_t[]", t), t.size, c, ign))
+    flat = t.reshape(-1)
+    bad = (flat < 0) | (flat >= c)
+    if ignore_index is not None:
+        bad &= flat != ignore_index
+    idx = np.flatnonzero(bad)
+    return int(idx[0]) if idx.size else -1
+
+
+def first_outside(x, lo, hi):
+    """Index of the first element not in [lo, hi] (NaN is outside), or -1."""
+    if _lib is not None:
+        if x.dtype == F32:
+            return int(_lib.fl_first_outside_f32(_ffi.from_buffer("float[]", x), x.size, lo, hi))
+        return int(_lib.fl_first_outside_f64(_ffi.from_buffer("double[]", x), x.size, lo, hi))
+    flat = x.reshape(-1)
+    idx = np.flatnonzero(~((flat >= lo) & (flat <= hi)))
+    return int(idx[0]) if idx.size else -1
+
+
+def first_not_sign(x):
+    """Index of the first element that is neither -1 nor +1, or -1."""
+    if _lib is not None:
+        if x.dtype == F32:
+            return int(_lib.fl_first_not_sign_f32(_ffi.from_buffer("float[]", x), x.size))
+        return int(_lib.fl_first_not_sign_f64(_ffi.from_buffer("double[]", x), x.size))
+    flat = x.reshape(-1)
+    idx = np.flatnonzero((flat != 1) & (flat != -1))
+    return int(idx[0]) if idx.size else -1

@@ -1,0 +1,35 @@
+/* classification.c -- classification losses (see classification_tmpl.h), f32 and f64, and
+ * the target check shared by both. */
+#include "fl_internal.h"
+#include "vmath.h"
+
+int64_t fl_first_bad_target(const int64_t *target, int64_t n, int64_t c, int64_t ignore_index)
+{
+    for (int64_t i = 0; i < n; i++)
+        if ((target[i] < 0 || target[i] >= c) && target[i] != ignore_index) return i;
+    return -1;
+}
+
+#define T float
+#define SFX(name) name##_f32
+#define VEXP fl_expf
+#define VLOG fl_logf
+#define VLOG1P fl_log1pf
+#include "classification_tmpl.h"
+#undef T
+#undef SFX
+#undef VEXP
+#undef VLOG
+#undef VLOG1P
+
+#define T double
+#define SFX(name) name##_f64
+#define VEXP fl_exp
+#define VLOG fl_log
+#define VLOG1P fl_log1p
+#include "classification_tmpl.h"
+#undef T
+#undef SFX
+#undef VEXP
+#undef VLOG
+#undef VLOG1P

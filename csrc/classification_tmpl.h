@@ -1,0 +1,443 @@
+/* classification_tmpl.h -- classification losses for one floating type: softmax
+ * cross-entropy (class indices or probabilities), binary cross-entropy on probabilities and
+ * on logits, hinge, squared hinge, multi-class margin.  classification.c includes this file
+ * once per dtype with T, SFX(name), VEXP, VLOG, VLOG1P defined (the vectorizable exp/log of
+ * vmath.h: glibc's expf would keep these loops scalar).
+ *
+ * Reductions: 0 = none (per-sample losses written to `loss`), 1 = mean, 2 = sum.  Loss sums
+ * are accumulated in double; each kernel returns the reduced loss (none: the plain sum). */
+
+typedef struct { T l, g; } SFX(clg);
+
+/* ===================================================================== cross-entropy
+ * Logits are (n, c, s): sample r = (i, k) of the n*s samples has its c logits at
+ * logits[i*c*s + j*s + k], j = 0..c-1 (s = 1 for the usual (N, C) layout: a contiguous row).
+ *
+ * Per sample, three passes over its row while it stays in L1/L2:
+ *   1. m = max_j x_j
+ *   2. e_j = exp(x_j - m) stored into the gradient row, S = sum_j e_j (and, with label
+ *      smoothing or probability targets, the sums the loss needs)
+ *   3. grad_j = e_j * (scale * A / S) - scale * (target distribution)_j
+ * log-sum-exp is m + log S: x_j - m <= 0 never overflows and S >= 1 never underflows.  The
+ * row's logits are only read before its gradient is written at the same index, so `grad`
+ * may be `logits`.  This is one exp per logit; an online (running max) softmax fuses passes
+ * 1 and 2 but needs a second exp per logit for the gradient (bench/NOTES.md). */
+typedef struct {
+    T *grad, *loss;
+    const T *logits, *prob, *weight;
+    const int64_t *target;
+    int64_t c, s, ignore_index;
+    T eps;         /* label smoothing */
+    T wtotal;      /* sum of the class weights (c without weights) */
+    T gscale;      /* 1/denominator for a mean, else 1 */
+} SFX(cectx);
+
+/* passes 1 and 2; returns S, stores e_j in g when g != NULL; *sd = sum_j w_j (x_j - m)
+ * (label smoothing), *sq = sum_j q'_j w_j, *sqd = sum_j q'_j w_j (x_j - m) (probability
+ * targets, q' = (1 - eps) q + eps / c) */
+FL_INLINE T SFX(ce_exp_pass)(const SFX(cectx) *cx, const T *x, T *g, const T *q, int64_t st,
+                             T m, T *sd, T *sq, T *sqd,
+                             const int unit, const int smooth, const int soft, const int weighted)
+{
+    const int64_t C = cx->c, S1 = unit ? 1 : st;
+    const T *w = cx->weight;
+    const T eps = cx->eps, epsc = cx->eps / (T)C, ome = (T)1 - cx->eps;
+    T s = 0, a = 0, b = 0, d2 = 0;
+#pragma omp simd reduction(+:s, a, b, d2)
+    for (int64_t j = 0; j < C; j++) {
+        T d = x[j * S1] - m;
+        T e = VEXP(d);
+        if (g) g[j * S1] = e;
+        s += e;
+        T wj = weighted ? w[j] : (T)1;
+        if (soft) {
+            T qj = smooth ? ome * q[j * S1] + epsc : q[j * S1];
+            a += qj * wj;
+            b += qj * wj * d;
+        } else if (smooth) {
+            d2 += wj * d;
+        }
+    }
+    (void)eps;
+    *sd = d2; *sq = a; *sqd = b;
+    return s;
+}
+
+FL_INLINE T SFX(ce_max)(const T *x, int64_t C, int64_t S1)
+{
+    T m = x[0];
+#pragma omp simd reduction(max:m)
+    for (int64_t j = 1; j < C; j++) m = x[j * S1] > m ? x[j * S1] : m;
+    return m;
+}
+
+/* one sample, class-index target; returns its (weighted) loss */
+FL_INLINE double SFX(ce_index_row)(const SFX(cectx) *cx, int64_t r, const int unit, const int smooth,
+                                   const int weighted)
+{
+    const int64_t C = cx->c, st = unit ? 1 : cx->s;
+    const int64_t i = unit ? r : r / st, k = unit ? 0 : r - i * st;
+    const T *x = cx->logits + i * C * st + k;
+    T *g = cx->grad ? cx->grad + i * C * st + k : NULL;
+    const int64_t y = cx->target[r];
+    if (y == cx->ignore_index) { /* zero loss, zero gradient, not in the mean's denominator */
+        if (g)
+            for (int64_t j = 0; j < C; j++) g[j * st] = 0;
+        if (cx->loss) cx->loss[r] = 0;
+        return 0.0;
+    }
+    const T wy = weighted ? cx->weight[y] : (T)1;
+    const T m = SFX(ce_max)(x, C, st);
+    const T dy = x[y * st] - m; /* read before the row's gradient overwrites it (out=logits) */
+    T sd, sq, sqd;
+    const T S = SFX(ce_exp_pass)(cx, x, g, NULL, st, m, &sd, &sq, &sqd, unit, smooth, 0, weighted);
+    const T lse = VLOG(S); /* log-sum-exp - m */
+    T l, A;
+    if (smooth) {
+        /* torch: (1 - eps) * nll + eps/c * sum_j w_j (-log p_j) */
+        const T ome = (T)1 - cx->eps, epsc = cx->eps / (T)C;
+        l = ome * wy * (lse - dy) + epsc * (cx->wtotal * lse - sd);
+        A = ome * wy + epsc * cx->wtotal;
+    } else {
+        l = wy * (lse - dy);
+        A = wy;
+    }
+    if (cx->loss) cx->loss[r] = l;
+    if (g) {
+        const T coef = cx->gscale * A / S;
+        if (smooth) {
+            const T ge = cx->gscale * cx->eps / (T)C;
+#pragma omp simd
+            for (int64_t j = 0; j < C; j++)
+                g[j * st] = g[j * st] * coef - ge * (weighted ? cx->weight[j] : (T)1);
+            g[y * st] -= cx->gscale * ((T)1 - cx->eps) * wy;
+        } else {
+#pragma omp simd
+            for (int64_t j = 0; j < C; j++) g[j * st] = g[j * st] * coef;
+            g[y * st] -= cx->gscale * wy;
+        }
+    }
+    return (double)l;
+}
+
+/* one sample, probability target q (the logits' layout) */
+FL_INLINE double SFX(ce_prob_row)(const SFX(cectx) *cx, int64_t r, const int unit, const int smooth,
+                                  const int weighted)
+{
+    const int64_t C = cx->c, st = unit ? 1 : cx->s;
+    const int64_t i = unit ? r : r / st, k = unit ? 0 : r - i * st;
+    const T *x = cx->logits + i * C * st + k;
+    const T *q = cx->prob + i * C * st + k;
+    T *g = cx->grad ? cx->grad + i * C * st + k : NULL;
+    const T m = SFX(ce_max)(x, C, st);
+    T sd, Q, L;
+    const T S = SFX(ce_exp_pass)(cx, x, g, q, st, m, &sd, &Q, &L, unit, smooth, 1, weighted);
+    const T lse = VLOG(S);
+    const T l = Q * lse - L; /* -sum_j q'_j w_j log p_j */
+    if (cx->loss) cx->loss[r] = l;
+    if (g) {
+        const T coef = cx->gscale * Q / S, ome = (T)1 - cx->eps, epsc = cx->eps / (T)C;
+        const T gs = cx->gscale;
+#pragma omp simd
+        for (int64_t j = 0; j < C; j++) {
+            T qj = smooth ? ome * q[j * st] + epsc : q[j * st];
+            g[j * st] = g[j * st] * coef - gs * qj * (weighted ? cx->weight[j] : (T)1);
+        }
+    }
+    return (double)l;
+}
+
+#define FL_CE_ROWS(ROW, U, SM, W)                                                            \
+    do {                                                                                     \
+        for (int64_t r = lo; r < hi; r++) s += SFX(ROW)(cx, r, U, SM, W);                    \
+    } while (0)
+#define FL_CE_VARIANTS(ROW)                                                                  \
+    do {                                                                                     \
+        const int sm = cx->eps != 0, w = cx->weight != NULL;                                 \
+        if (cx->s == 1) {                                                                    \
+            if (sm) { if (w) FL_CE_ROWS(ROW, 1, 1, 1); else FL_CE_ROWS(ROW, 1, 1, 0); }      \
+            else    { if (w) FL_CE_ROWS(ROW, 1, 0, 1); else FL_CE_ROWS(ROW, 1, 0, 0); }      \
+        } else {                                                                             \
+            if (sm) { if (w) FL_CE_ROWS(ROW, 0, 1, 1); else FL_CE_ROWS(ROW, 0, 1, 0); }      \
+            else    { if (w) FL_CE_ROWS(ROW, 0, 0, 1); else FL_CE_ROWS(ROW, 0, 0, 0); }      \
+        }                                                                                    \
+    } while (0)
+
+FL_CLONES static double SFX(ce_index_chunk)(const void *ctx, int64_t lo, int64_t hi)
+{
+    const SFX(cectx) *cx = (const SFX(cectx) *)ctx;
+    double s = 0.0;
+    FL_CE_VARIANTS(ce_index_row);
+    return s;
+}
+
+FL_CLONES static double SFX(ce_prob_chunk)(const void *ctx, int64_t lo, int64_t hi)
+{
+    const SFX(cectx) *cx = (const SFX(cectx) *)ctx;
+    double s = 0.0;
+    FL_CE_VARIANTS(ce_prob_row);
+    return s;
+}
+#undef FL_CE_ROWS
+#undef FL_CE_VARIANTS
+
+/* samples per thread before going parallel: ~32k logits of work each */
+static int64_t SFX(ce_grain)(int64_t c) { return c >= FL_GRAIN_STREAM ? 1 : FL_GRAIN_STREAM / c; }
+
+static T SFX(ce_wtotal)(const T *weight, int64_t c)
+{
+    double w = 0;
+    if (!weight) return (T)c;
+    for (int64_t j = 0; j < c; j++) w += weight[j];
+    return (T)w;
+}
+
+double SFX(fl_cross_entropy)(T *grad, T *loss, const T *logits, const int64_t *target, const T *weight,
+                             int64_t n, int64_t c, int64_t s, int64_t ignore_index, T label_smoothing,
+                             int reduction)
+{
+    const int64_t rows = n * s;
+    double denom = 1.0;
+    if (reduction == 1) { /* torch: sum of the targets' weights over the samples not ignored */
+        denom = 0.0;
+        for (int64_t r = 0; r < rows; r++)
+            if (target[r] != ignore_index) denom += weight ? (double)weight[target[r]] : 1.0;
+    }
+    SFX(cectx) cx = {grad, reduction == 0 ? loss : NULL, logits, NULL, weight, target, c, s,
+                     ignore_index, label_smoothing, SFX(ce_wtotal)(weight, c),
+                     (T)(reduction == 1 ? 1.0 / denom : 1.0)};
+    const double total = fl_parallel_sum(rows, SFX(ce_grain)(c), SFX(ce_index_chunk), &cx);
+    return reduction == 1 ? total / denom : total;
+}
+
+double SFX(fl_cross_entropy_prob)(T *grad, T *loss, const T *logits, const T *target, const T *weight,
+                                  int64_t n, int64_t c, int64_t s, T label_smoothing, int reduction)
+{
+    const int64_t rows = n * s;
+    const double denom = reduction == 1 ? (double)rows : 1.0; /* torch: number of samples */
+    SFX(cectx) cx = {grad, reduction == 0 ? loss : NULL, logits, target, weight, NULL, c, s, -1,
+                     label_smoothing, SFX(ce_wtotal)(weight, c), (T)(1.0 / denom)};
+    const double total = fl_parallel_sum(rows, SFX(ce_grain)(c), SFX(ce_prob_chunk), &cx);
+    return reduction == 1 ? total / denom : total;
+}
+
+/* ======================================================== elementwise binary losses
+ * x[n] (probabilities, logits or scores), t[n] (targets), weight[n] (optional, already
+ * broadcast by the caller), aux[period] (optional, indexed by position % period: BCE's
+ * pos_weight along the last axis).  Each loss is prep + elem as in regression_tmpl.h. */
+typedef struct { T c0, c1; } SFX(bk);
+typedef struct {
+    T *grad, *loss;
+    const T *x, *t, *weight, *aux;
+    int64_t period;
+    T gscale;
+    SFX(bk) k;
+} SFX(binctx);
+
+/* binary cross-entropy on probabilities (torch.nn.functional.binary_cross_entropy):
+ *   l = -(t log x + (1 - t) log(1 - x)), each log clamped to >= -100 (so x = 0 or 1 gives a
+ *   finite loss, as torch); dl/dx = (x - t) / max(x (1 - x), 1e-12) (torch's backward). */
+FL_INLINE SFX(clg) SFX(bce_elem)(T x, T t, T a, const SFX(bk) *k)
+{
+    (void)a; (void)k;
+    T lx = VLOG(x), l1x = VLOG1P(-x);
+    lx = lx < (T)-100 ? (T)-100 : lx; /* NaN stays NaN, as std::max(log, -100) */
+    l1x = l1x < (T)-100 ? (T)-100 : l1x;
+    T den = x * ((T)1 - x);
+    den = den < (T)1e-12 ? (T)1e-12 : den;
+    return (SFX(clg)){(t - (T)1) * l1x - t * lx, (x - t) / den};
+}
+
+/* BCE with logits (torch.nn.functional.binary_cross_entropy_with_logits), stable for any
+ * finite x: with lw = 1 + (pw - 1) t,
+ *   l = (1 - t) x + lw (log1p(exp(-|x|)) + max(-x, 0))      (never exp of a positive number)
+ *   dl/dx = (pw t + 1 - t) sigmoid(x) - pw t,  sigmoid(x) = exp(min(x,0)) / (1 + exp(-|x|)). */
+FL_INLINE SFX(clg) SFX(bce_logits_elem)(T x, T t, T pw, const SFX(bk) *k)
+{
+    (void)k;
+    T ax = x < 0 ? -x : x;
+    T e = VEXP(-ax);
+    T sp = VLOG1P(e) + (x < 0 ? -x : (T)0);
+    T lw = (T)1 + (pw - (T)1) * t;
+    T sig = (x < 0 ? e : (T)1) / ((T)1 + e);
+    T pt = pw * t;
+    return (SFX(clg)){((T)1 - t) * x + lw * sp, (pt + (T)1 - t) * sig - pt};
+}
+
+/* hinge: l = max(0, margin - t s), dl/ds = -t where margin - t s > 0, else 0 (0 at the kink,
+ * as torch's relu backward). */
+FL_INLINE SFX(clg) SFX(hinge_elem)(T s, T t, T a, const SFX(bk) *k)
+{
+    (void)a;
+    T z = k->c0 - t * s;
+    return (SFX(clg)){z > 0 ? z : (T)0, z > 0 ? -t : (T)0};
+}
+
+/* squared hinge: l = max(0, margin - t s)^2, dl/ds = -2 t max(0, margin - t s) */
+FL_INLINE SFX(clg) SFX(squared_hinge_elem)(T s, T t, T a, const SFX(bk) *k)
+{
+    (void)a;
+    T z = k->c0 - t * s;
+    T h = z > 0 ? z : (T)0;
+    return (SFX(clg)){h * h, (T)-2 * t * h};
+}
+
+#define FL_BIN_RANGE(NAME, WG, WL, WW, WA)                                                   \
+    do {                                                                                     \
+        int64_t i = lo;                                                                      \
+        while (i < hi) {                                                                     \
+            const int64_t j0 = WA ? i % period : 0;                                          \
+            const int64_t len = WA ? (period - j0 < hi - i ? period - j0 : hi - i) : hi - i; \
+            const T *ap = WA ? aux + j0 - i : NULL;                                          \
+            _Pragma("omp simd reduction(+:s)")                                               \
+            for (int64_t q = i; q < i + len; q++) {                                          \
+                SFX(clg) r = SFX(NAME##_elem)(x[q], t[q], WA ? ap[q] : (T)1, &k);            \
+                T wq = WW ? weight[q] : (T)1;                                                \
+                T l = WW ? r.l * wq : r.l;                                                   \
+                if (WL) loss[q] = l;                                                         \
+                if (WG) grad[q] = (WW ? r.g * wq : r.g) * gs;                                \
+                s += (double)l;                                                              \
+            }                                                                                \
+            i += len;                                                                        \
+        }                                                                                    \
+    } while (0)
+
+#define FL_BIN_W(NAME, WG, WL)                                                               \
+    do {                                                                                     \
+        if (weight) { if (aux) FL_BIN_RANGE(NAME, WG, WL, 1, 1); else FL_BIN_RANGE(NAME, WG, WL, 1, 0); } \
+        else        { if (aux) FL_BIN_RANGE(NAME, WG, WL, 0, 1); else FL_BIN_RANGE(NAME, WG, WL, 0, 0); } \
+    } while (0)
+
+#define FL_BIN_LOSS(NAME)                                                                    \
+    FL_CLONES static double SFX(NAME##_chunk)(const void *ctx, int64_t lo, int64_t hi)       \
+    {                                                                                        \
+        const SFX(binctx) *c = (const SFX(binctx) *)ctx;                                     \
+        T *grad = c->grad, *loss = c->loss;                                                  \
+        const T *x = c->x, *t = c->t, *weight = c->weight, *aux = c->aux;                    \
+        const int64_t period = c->period;                                                    \
+        const T gs = c->gscale;                                                              \
+        const SFX(bk) k = c->k;                                                              \
+        double s = 0.0;                                                                      \
+        if (grad && loss) FL_BIN_W(NAME, 1, 1);                                              \
+        else if (grad) FL_BIN_W(NAME, 1, 0);                                                 \
+        else if (loss) FL_BIN_W(NAME, 0, 1);                                                 \
+        else FL_BIN_W(NAME, 0, 0);                                                           \
+        return s;                                                                            \
+    }
+
+FL_BIN_LOSS(bce)
+FL_BIN_LOSS(bce_logits)
+FL_BIN_LOSS(hinge)
+FL_BIN_LOSS(squared_hinge)
+#undef FL_BIN_RANGE
+#undef FL_BIN_W
+#undef FL_BIN_LOSS
+
+static double SFX(bin_run)(fl_chunk_fn fn, T *grad, T *loss, const T *x, const T *t, const T *weight,
+                           const T *aux, int64_t n, int64_t period, T c0, int reduction)
+{
+    SFX(binctx) c = {grad, reduction == 0 ? loss : NULL, x, t, weight, aux, period > 0 ? period : 1,
+                     (T)(reduction == 1 && n > 0 ? 1.0 / (double)n : 1.0), {c0, 0}};
+    const double total = fl_parallel_sum(n, FL_GRAIN_STREAM / 4, fn, &c);
+    return reduction == 1 ? total / (double)n : total;
+}
+
+double SFX(fl_binary_cross_entropy)(T *grad, T *loss, const T *prob, const T *target, const T *weight,
+                                    int64_t n, int reduction)
+{
+    return SFX(bin_run)(SFX(bce_chunk), grad, loss, prob, target, weight, NULL, n, 1, 0, reduction);
+}
+
+double SFX(fl_binary_cross_entropy_with_logits)(T *grad, T *loss, const T *logits, const T *target,
+                                                const T *weight, const T *pos_weight, int64_t n,
+                                                int64_t c, int reduction)
+{
+    return SFX(bin_run)(SFX(bce_logits_chunk), grad, loss, logits, target, weight, pos_weight, n, c, 0,
+                        reduction);
+}
+
+double SFX(fl_hinge)(T *grad, T *loss, const T *scores, const T *target, const T *weight, int64_t n,
+                     T margin, int reduction)
+{
+    return SFX(bin_run)(SFX(hinge_chunk), grad, loss, scores, target, weight, NULL, n, 1, margin, reduction);
+}
+
+double SFX(fl_squared_hinge)(T *grad, T *loss, const T *scores, const T *target, const T *weight,
+                             int64_t n, T margin, int reduction)
+{
+    return SFX(bin_run)(SFX(squared_hinge_chunk), grad, loss, scores, target, weight, NULL, n, 1, margin,
+                        reduction);
+}
+
+/* ============================================================= multi-class margin
+ * torch.nn.functional.multi_margin_loss: per sample i with target y,
+ *   l_i = w_y / c * sum_{j != y} max(0, margin - x_y + x_j)^p,  p in {1, 2}
+ *   dl/dx_j = w_y / c * p z_j^(p-1) [z_j > 0] (j != y),  dl/dx_y = -sum_{j != y} dl/dx_j. */
+typedef struct {
+    T *grad, *loss;
+    const T *x, *weight;
+    const int64_t *target;
+    int64_t c;
+    int p;
+    T margin, gscale;
+} SFX(mmctx);
+
+FL_INLINE double SFX(mm_row)(const SFX(mmctx) *m, int64_t i, const int p2)
+{
+    const int64_t C = m->c;
+    const T *x = m->x + i * C;
+    T *g = m->grad ? m->grad + i * C : NULL;
+    const int64_t y = m->target[i];
+    const T xy = x[y], wy = m->weight ? m->weight[y] : (T)1, f = wy / (T)C;
+    const T gf = f * m->gscale;
+    T s = 0, gsum = 0;
+#pragma omp simd reduction(+:s, gsum)
+    for (int64_t j = 0; j < C; j++) {
+        T z = m->margin - xy + x[j];
+        T h = (z > 0 && j != y) ? z : (T)0;
+        s += p2 ? h * h : h;
+        T gj = (z > 0 && j != y) ? (p2 ? (T)2 * h : (T)1) * gf : (T)0;
+        if (g) g[j] = gj;
+        gsum += gj;
+    }
+    if (g) g[y] = -gsum;
+    const T l = s * f;
+    if (m->loss) m->loss[i] = l;
+    return (double)l;
+}
+
+FL_CLONES static double SFX(mm_chunk)(const void *ctx, int64_t lo, int64_t hi)
+{
+    const SFX(mmctx) *m = (const SFX(mmctx) *)ctx;
+    double s = 0.0;
+    if (m->p == 2)
+        for (int64_t i = lo; i < hi; i++) s += SFX(mm_row)(m, i, 1);
+    else
+        for (int64_t i = lo; i < hi; i++) s += SFX(mm_row)(m, i, 0);
+    return s;
+}
+
+double SFX(fl_multi_margin)(T *grad, T *loss, const T *logits, const int64_t *target, const T *weight,
+                            int64_t n, int64_t c, int p, T margin, int reduction)
+{
+    SFX(mmctx) m = {grad, reduction == 0 ? loss : NULL, logits, weight, target, c, p, margin,
+                    (T)(reduction == 1 && n > 0 ? 1.0 / (double)n : 1.0)};
+    const double total = fl_parallel_sum(n, SFX(ce_grain)(c), SFX(mm_chunk), &m);
+    return reduction == 1 ? total / (double)n : total;
+}
+
+/* ========================================================== validation helpers
+ * Called by the validation layer before any kernel runs (kernels never check). */
+int64_t SFX(fl_first_outside)(const T *x, int64_t n, T lo, T hi)
+{
+    for (int64_t i = 0; i < n; i++)
+        if (!(x[i] >= lo && x[i] <= hi)) return i; /* NaN is outside */
+    return -1;
+}
+
+int64_t SFX(fl_first_not_sign)(const T *x, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        if (x[i] != (T)1 && x[i] != (T)-1) return i;
+    return -1;
+}

@@ -1,0 +1,138 @@
+"""Reference: classification losses, textbook formulas in float64 (the torch definitions)."""
+import numpy as np
+
+
+def _f64(a):
+    return None if a is None else np.asarray(a, dtype=np.float64)
+
+
+def _reduce(l, reduction, denom):
+    total = float(np.sum(l))
+    if reduction == 1:
+        return total / denom if denom else float("nan")
+    return total
+
+
+def _write(grad, loss, g, l):
+    if grad is not None:
+        grad[...] = g.reshape(grad.shape)
+    if loss is not None:
+        loss[...] = l.reshape(loss.shape)
+
+
+def _log_softmax(x):
+    """x: (n, c, s) -> log p over axis 1, the max-subtracted log-sum-exp."""
+    m = np.max(x, axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", over="ignore"):
+        z = x - m
+        return z - np.log(np.sum(np.exp(z), axis=1, keepdims=True))
+
+
+def cross_entropy(grad, loss, logits, target, weight, n, c, s, ignore_index, label_smoothing, reduction):
+    x = _f64(logits).reshape(n, c, s)
+    y = np.asarray(target).reshape(n, s)
+    w = np.ones(c) if weight is None else _f64(weight)
+    keep = y != ignore_index
+    ys = np.where(keep, y, 0)
+    logp = _log_softmax(x)
+    onehot = np.zeros_like(x)
+    np.put_along_axis(onehot, ys[:, None, :], 1.0, axis=1)
+    wy = w[ys] * keep                                   # (n, s)
+    eps = label_smoothing
+    with np.errstate(invalid="ignore"):
+        nll = -np.take_along_axis(logp, ys[:, None, :], axis=1)[:, 0, :] * wy
+        smooth = -(logp * w[None, :, None]).sum(axis=1) * keep
+        l = (1 - eps) * nll + eps / c * smooth
+        p = np.exp(logp)
+        # d l / d x = (1-eps) wy (p - onehot) + eps/c sum_j w_j (p - e_j)
+        g = ((1 - eps) * wy[:, None, :] * (p - onehot)
+             + eps / c * keep[:, None, :] * (w.sum() * p - w[None, :, None]))
+    denom = float(wy.sum())
+    scale = (1.0 / denom if denom else float("inf")) if reduction == 1 else 1.0
+    with np.errstate(invalid="ignore"):
+        g = np.where(keep[:, None, :], g * scale, 0.0)
+    _write(grad, loss, g, l)
+    return _reduce(l, reduction, denom)
+
+
+def cross_entropy_prob(grad, loss, logits, target, weight, n, c, s, label_smoothing, reduction):
+    x = _f64(logits).reshape(n, c, s)
+    q = _f64(target).reshape(n, c, s)
+    w = np.ones(c) if weight is None else _f64(weight)
+    q = (1 - label_smoothing) * q + label_smoothing / c
+    qw = q * w[None, :, None]
+    logp = _log_softmax(x)
+    with np.errstate(invalid="ignore"):
+        l = -(logp * qw).sum(axis=1)
+        g = np.exp(logp) * qw.sum(axis=1, keepdims=True) - qw
+    scale = 1.0 / (n * s) if reduction == 1 and n * s else 1.0
+    _write(grad, loss, g * scale, l)
+    return _reduce(l, reduction, n * s)
+
+
+def _weighted(l, g, weight):
+    if weight is None:
+        return l, g
+    w = _f64(weight)
+    return l * w, g * w
+
+
+def _finish_elementwise(grad, loss, l, g, weight, reduction):
+    l, g = _weighted(l, g, weight)
+    n = l.size
+    scale = 1.0 / n if reduction == 1 and n else 1.0
+    _write(grad, loss, g * scale, l)
+    return _reduce(l, reduction, n)
+
+
+def binary_cross_entropy(grad, loss, prob, target, weight, reduction):
+    x, t = _f64(prob), _f64(target)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lx = np.maximum(np.log(x), -100.0)
+        l1x = np.maximum(np.log1p(-x), -100.0)
+        l = -(t * lx + (1 - t) * l1x)
+        g = (x - t) / np.maximum(x * (1 - x), 1e-12)
+    return _finish_elementwise(grad, loss, l, g, weight, reduction)
+
+
+def binary_cross_entropy_with_logits(grad, loss, logits, target, weight, pos_weight, c, reduction):
+    x, t = _f64(logits), _f64(target)
+    pw = np.ones(c) if pos_weight is None else _f64(pos_weight)
+    pw = np.broadcast_to(pw, x.shape) if x.ndim else pw.reshape(())
+    with np.errstate(over="ignore", invalid="ignore"):
+        lw = 1 + (pw - 1) * t
+        l = (1 - t) * x + lw * (np.log1p(np.exp(-np.abs(x))) + np.maximum(-x, 0))
+        sig = 0.5 * (1 + np.tanh(0.5 * x))
+        g = (pw * t + 1 - t) * sig - pw * t
+    return _finish_elementwise(grad, loss, l, g, weight, reduction)
+
+
+def hinge(grad, loss, scores, target, weight, margin, reduction):
+    x, t = _f64(scores), _f64(target)
+    z = margin - t * x
+    return _finish_elementwise(grad, loss, np.maximum(z, 0), np.where(z > 0, -t, 0.0), weight, reduction)
+
+
+def squared_hinge(grad, loss, scores, target, weight, margin, reduction):
+    x, t = _f64(scores), _f64(target)
+    h = np.maximum(margin - t * x, 0)
+    return _finish_elementwise(grad, loss, h ** 2, -2 * t * h, weight, reduction)
+
+
+def multi_margin(grad, loss, logits, target, weight, n, c, p, margin, reduction):
+    x = _f64(logits).reshape(n, c)
+    y = np.asarray(target).reshape(n)
+    w = np.ones(c) if weight is None else _f64(weight)
+    xy = x[np.arange(n), y][:, None]
+    z = margin - xy + x
+    other = np.ones((n, c), bool)
+    other[np.arange(n), y] = False
+    h = np.where((z > 0) & other, z, 0.0)
+    f = (w[y] / c)[:, None]
+    l = (h ** p * f).sum(axis=1)
+    gj = np.where((z > 0) & other, (1.0 if p == 1 else 2 * h), 0.0) * f
+    g = gj.copy()
+    g[np.arange(n), y] = -gj.sum(axis=1)
+    scale = 1.0 / n if reduction == 1 and n else 1.0
+    _write(grad, loss, g * scale, l)
+    return _reduce(l, reduction, n)

@@ -1,0 +1,257 @@
+"""Classification losses, fused: one call returns the loss and writes its gradient.
+
+Same common semantics as the regression losses (see fastloss.losses): array-likes in, the
+computation dtype rules, ``reduction``, ``grad=``, ``out=`` (may be the logits/scores),
+``backend=``, empty inputs, errors that name the argument and touch nothing.
+"""
+import numpy as np
+
+from . import _config
+from . import _validate as V
+
+_I64 = np.dtype(np.int64)
+
+
+def _loss_array(shape, dt, mode):
+    return np.empty(shape, dt) if mode == 0 else None
+
+
+def _result(total, loss, g, dt, mode, want_grad):
+    value = loss if mode == 0 else dt.type(total)
+    return (value, g) if want_grad else value
+
+
+def _grad_out(out, want_grad, x, dt, inputs):
+    if not want_grad:
+        if out is not None:
+            raise ValueError("out: given with grad=False (no gradient is computed)")
+        return None
+    if out is None:
+        return np.empty(x.shape, dt)
+    return V.out_array(out, x.shape, dt, "out", inputs)
+
+
+def _weight_vec(weight, c, dt, name="weight"):
+    if weight is None:
+        return None
+    w = V.asarray(weight, name)
+    V._kind_dtype(w.dtype, name)
+    if w.shape != (c,):
+        raise ValueError(f"{name}: must have shape ({c},) (one value per class), got {w.shape}")
+    return V.as_input(w, dt)
+
+
+def cross_entropy(logits, target, *, weight=None, ignore_index=-100, label_smoothing=0.0,
+                  reduction="mean", grad=True, out=None, backend=None):
+    """Softmax cross-entropy, ``torch.nn.functional.cross_entropy`` semantics, with its
+    gradient in the same call.
+
+    With ``p = softmax(logits)`` over the class axis (axis 1, or 0 for unbatched (C,)):
+    index targets ``y``: ``l = -w[y] * log p[y]``, mixed with the uniform distribution by
+    ``label_smoothing`` eps: ``(1 - eps) * l + eps / C * sum_c -w[c] log p[c]``;
+    probability targets ``q`` (floating, logits' shape): ``l = -sum_c w[c] q'[c] log p[c]``,
+    ``q' = (1 - eps) q + eps / C``.  ``dl/dlogits = (A p - w * target distribution) * scale``.
+
+    Args:
+      logits: (N, C), (C,) unbatched, or (N, C, d1, ..., dk).
+      target: integer class indices of shape (N,), () or (N, d1, ..., dk); or floating class
+        probabilities of the logits' shape.
+      weight: (C,) class weights.  ignore_index: index targets equal to it contribute zero
+        loss and gradient and leave the mean's denominator.  label_smoothing: in [0, 1].
+      reduction: "mean" (index targets: divided by the sum of the targets' weights;
+        probabilities: by the number of samples), "sum", or "none" (one loss per sample).
+      grad, out, backend: as for every fastloss loss.
+    Returns:
+      ``(loss, grad)`` or ``loss``.
+    Reference: https://pytorch.org/docs/stable/generated/torch.nn.functional.cross_entropy.html
+    """
+    mode = V.reduction_mode(reduction)
+    want_grad = V.flag(grad, "grad")
+    eps = V.closed_unit(label_smoothing, "label_smoothing")
+    x = V.asarray(logits, "logits")
+    t = V.asarray(target, "target")
+    if x.ndim == 0:
+        raise ValueError("logits: must have a class axis: shape (C,), (N, C) or (N, C, d1, ...)")
+    if x.ndim == 1:
+        n, c, s, sample_shape = 1, x.shape[0], 1, ()
+    else:
+        n, c = x.shape[0], x.shape[1]
+        s = int(np.prod(x.shape[2:], dtype=np.int64))
+        sample_shape = (n,) + x.shape[2:]
+    if c == 0:
+        raise ValueError(f"logits: has no classes (shape {x.shape})")
+    soft = t.dtype.kind == "f"
+    if soft:
+        if t.shape != x.shape:
+            raise ValueError(f"target: class probabilities must have the logits' shape {x.shape}, got {t.shape}")
+        dt = V.compute_dtype(x.dtype, t.dtype, "logits", "target")
+        t = V.as_input(t, dt)
+    else:
+        if t.dtype.kind not in "iu":
+            raise TypeError(f"target: must hold integer class indices or floating probabilities, got {t.dtype}")
+        if t.shape != sample_shape:
+            raise ValueError(f"target: class indices must have shape {sample_shape} for logits of shape "
+                             f"{x.shape}, got {t.shape}")
+        dt = V.compute_dtype(x.dtype, x.dtype, "logits", "logits")
+        t = V.as_input(t, _I64)
+        if isinstance(ignore_index, (bool, np.bool_)) or not isinstance(ignore_index, (int, np.integer)):
+            raise TypeError(f"ignore_index: must be an int, got {type(ignore_index).__name__}")
+        bad = V.first_bad_target(t, c, int(ignore_index))
+        if bad >= 0:
+            pos = np.unravel_index(bad, t.shape) if t.ndim else ()
+            raise ValueError(f"target: class index {int(t.reshape(-1)[bad])} at position {tuple(int(i) for i in pos)} "
+                             f"is outside [0, {c}) and is not ignore_index ({ignore_index})")
+    x = V.as_input(x, dt)
+    w = _weight_vec(weight, c, dt)
+    g = _grad_out(out, want_grad, x, dt, ((x, "logits"), (t, "target")))
+    loss = _loss_array(sample_shape, dt, mode)
+    k = _config.module(backend)
+    if soft:
+        total = k.cross_entropy_prob(g, loss, x, t, w, n, c, s, eps, mode)
+    else:
+        total = k.cross_entropy(g, loss, x, t, w, n, c, s, int(ignore_index), eps, mode)
+    return _result(total, loss, g, dt, mode, want_grad)
+
+
+def _elementwise_pair(x, target, xname):
+    x = V.asarray(x, xname)
+    t = V.asarray(target, "target")
+    if x.shape != t.shape:
+        raise ValueError(f"{xname} and target must have the same shape (no broadcasting): "
+                         f"{xname} {x.shape} vs target {t.shape}")
+    dt = V.compute_dtype(x.dtype, t.dtype, xname, "target")
+    return V.as_input(x, dt), V.as_input(t, dt), dt
+
+
+def _broadcast_weight(weight, shape, dt, name="weight"):
+    """weight broadcast to the input's shape by NumPy's rules (the one broadcast allowed)."""
+    if weight is None:
+        return None
+    w = V.asarray(weight, name)
+    V._kind_dtype(w.dtype, name)
+    try:
+        b = np.broadcast_to(w, shape)
+    except ValueError:
+        raise ValueError(f"{name}: shape {w.shape} does not broadcast to the input's shape {shape}") from None
+    return b if (b.dtype == dt and b.flags.c_contiguous) else np.ascontiguousarray(b, dtype=dt)
+
+
+def binary_cross_entropy(prob, target, *, weight=None, reduction="mean", grad=True, out=None, backend=None):
+    """Binary cross-entropy on probabilities, ``torch.nn.functional.binary_cross_entropy``:
+    ``l = -w (t log p + (1 - t) log(1 - p))`` with each log clamped to >= -100;
+    ``dl/dp = w (p - t) / max(p (1 - p), 1e-12)``.
+
+    ``prob`` must lie in [0, 1] (ValueError naming the first position otherwise);
+    ``target`` has prob's shape; ``weight`` broadcasts to it (NumPy rules).
+    Other arguments as every fastloss loss.
+    """
+    mode = V.reduction_mode(reduction)
+    want_grad = V.flag(grad, "grad")
+    p, t, dt = _elementwise_pair(prob, target, "prob")
+    bad = V.first_outside(p, 0.0, 1.0)
+    if bad >= 0:
+        pos = np.unravel_index(bad, p.shape) if p.ndim else ()
+        raise ValueError(f"prob: must lie in [0, 1]; {p.reshape(-1)[bad]!r} at position "
+                         f"{tuple(int(i) for i in pos)}")
+    w = _broadcast_weight(weight, p.shape, dt)
+    g = _grad_out(out, want_grad, p, dt, ((p, "prob"), (t, "target")))
+    loss = _loss_array(p.shape, dt, mode)
+    total = _config.module(backend).binary_cross_entropy(g, loss, p, t, w, mode)
+    return _result(total, loss, g, dt, mode, want_grad)
+
+
+log_loss = binary_cross_entropy
+
+
+def binary_cross_entropy_with_logits(logits, target, *, weight=None, pos_weight=None, reduction="mean",
+                                     grad=True, out=None, backend=None):
+    """Binary cross-entropy on logits, ``torch.nn.functional.binary_cross_entropy_with_logits``,
+    in the stable form (no overflow for any finite logit):
+    ``l = w ((1 - t) x + (1 + (pw - 1) t) (log1p(exp(-|x|)) + max(-x, 0)))``,
+    ``dl/dx = w ((pw t + 1 - t) sigmoid(x) - pw t)``.
+
+    ``pos_weight``: positive-class weights along the last axis (shape (C,) or broadcastable
+    to it, C = logits.shape[-1]); ``weight`` broadcasts to the logits' shape.
+    """
+    mode = V.reduction_mode(reduction)
+    want_grad = V.flag(grad, "grad")
+    x, t, dt = _elementwise_pair(logits, target, "logits")
+    w = _broadcast_weight(weight, x.shape, dt)
+    c = x.shape[-1] if x.ndim else 1
+    pw = None
+    if pos_weight is not None:
+        pw = _broadcast_weight(pos_weight, (c,), dt, "pos_weight")
+    g = _grad_out(out, want_grad, x, dt, ((x, "logits"), (t, "target")))
+    loss = _loss_array(x.shape, dt, mode)
+    total = _config.module(backend).binary_cross_entropy_with_logits(g, loss, x, t, w, pw, c, mode)
+    return _result(total, loss, g, dt, mode, want_grad)
+
+
+def _hinge(name, scores, target, margin, weight, reduction, grad, out, backend):
+    mode = V.reduction_mode(reduction)
+    want_grad = V.flag(grad, "grad")
+    margin = V.finite(margin, "margin")
+    x, t, dt = _elementwise_pair(scores, target, "scores")
+    bad = V.first_not_sign(t)
+    if bad >= 0:
+        pos = np.unravel_index(bad, t.shape) if t.ndim else ()
+        raise ValueError(f"target: must be -1 or +1; {t.reshape(-1)[bad]!r} at position "
+                         f"{tuple(int(i) for i in pos)}")
+    w = _broadcast_weight(weight, x.shape, dt)
+    g = _grad_out(out, want_grad, x, dt, ((x, "scores"), (t, "target")))
+    loss = _loss_array(x.shape, dt, mode)
+    total = getattr(_config.module(backend), name)(g, loss, x, t, w, margin, mode)
+    return _result(total, loss, g, dt, mode, want_grad)
+
+
+def hinge(scores, target, *, margin=1.0, weight=None, reduction="mean", grad=True, out=None, backend=None):
+    """Hinge loss ``l = w max(0, margin - t s)`` for targets t in {-1, +1} (anything else is a
+    ValueError); ``dl/ds = -w t`` where ``margin - t s > 0``, 0 elsewhere (0 at the kink, as
+    torch's relu).  ``weight`` broadcasts to the scores' shape."""
+    return _hinge("hinge", scores, target, margin, weight, reduction, grad, out, backend)
+
+
+def squared_hinge(scores, target, *, margin=1.0, weight=None, reduction="mean", grad=True, out=None,
+                  backend=None):
+    """Squared hinge ``l = w max(0, margin - t s)**2``, t in {-1, +1};
+    ``dl/ds = -2 w t max(0, margin - t s)``."""
+    return _hinge("squared_hinge", scores, target, margin, weight, reduction, grad, out, backend)
+
+
+def multi_margin(logits, target, *, p=1, margin=1.0, weight=None, reduction="mean", grad=True, out=None,
+                 backend=None):
+    """Multi-class margin loss, ``torch.nn.functional.multi_margin_loss``: per sample with
+    target y, ``l = w[y] / C * sum_{j != y} max(0, margin - x[y] + x[j])**p``, p in {1, 2}.
+
+    logits (N, C) or (C,); target integer (N,) or () in [0, C); weight (C,).
+    """
+    mode = V.reduction_mode(reduction)
+    want_grad = V.flag(grad, "grad")
+    if isinstance(p, (bool, np.bool_)) or p not in (1, 2):
+        raise ValueError(f"p: must be 1 or 2, got {p!r}")
+    margin = V.finite(margin, "margin")
+    x = V.asarray(logits, "logits")
+    t = V.asarray(target, "target")
+    if x.ndim not in (1, 2):
+        raise ValueError(f"logits: must have shape (N, C) or (C,), got {x.shape}")
+    n, c = (1, x.shape[0]) if x.ndim == 1 else x.shape
+    if c == 0:
+        raise ValueError(f"logits: has no classes (shape {x.shape})")
+    sample_shape = x.shape[:-1]
+    if t.dtype.kind not in "iu":
+        raise TypeError(f"target: must hold integer class indices, got {t.dtype}")
+    if t.shape != sample_shape:
+        raise ValueError(f"target: must have shape {sample_shape} for logits of shape {x.shape}, got {t.shape}")
+    t = V.as_input(t, _I64)
+    bad = V.first_bad_target(t, c, None)
+    if bad >= 0:
+        pos = np.unravel_index(bad, t.shape) if t.ndim else ()
+        raise ValueError(f"target: class index {int(t.reshape(-1)[bad])} at position "
+                         f"{tuple(int(i) for i in pos)} is outside [0, {c})")
+    dt = V.compute_dtype(x.dtype, x.dtype, "logits", "logits")
+    x = V.as_input(x, dt)
+    w = _weight_vec(weight, c, dt)
+    g = _grad_out(out, want_grad, x, dt, ((x, "logits"),))
+    loss = _loss_array(sample_shape, dt, mode)
+    total = _config.module(backend).multi_margin(g, loss, x, t, w, n, c, int(p), margin, mode)
+    return _result(total, loss, g, dt, mode, want_grad)
