@@ -1,19 +1,5 @@
-"""The C backend: thin calls into the cffi extension built from csrc/ (fastloss._fastloss_c).
-
-Arrays reach C as pointers from ffi.from_buffer (no copy); cffi releases the GIL around
-every call.  Same functions and signatures as the other backends."""
-from .. import _validate
-from .._fastloss_c import ffi, lib
-
-NAME = "c"
-_F32 = _validate.F32
-_NULL = ffi.NULL
-_from_buffer = ffi.from_buffer
-
-
-def _ptr(a, ctype):
-    return _NULL if a is None else _from_buffer(ctype, a)
-
+"""C backend: regression losses and SGD (csrc/regression_tmpl.h, csrc/optim_tmpl.h)."""
+from ._lib import F32 as _F32, from_buffer as _from_buffer, lib, ptr as _ptr
 
 def _pick(name):
     return getattr(lib, f"fl_{name}_f32"), getattr(lib, f"fl_{name}_f64")
@@ -53,11 +39,3 @@ def sgd(param, momentum_buffer, grad, step, lr, momentum, dampening, weight_deca
     f(_from_buffer(ct, param), _ptr(buf, ct), _from_buffer(ct, grad), param.size, step,
       lr, momentum, dampening, weight_decay, grad_scale, int(nesterov), int(maximize))
 
-
-def set_num_threads(n):
-    lib.fl_set_num_threads(int(n))
-
-
-def info():
-    return {"simd path": ffi.string(lib.fl_simd_path()).decode(), "abi version": lib.fl_abi_version(),
-            "threads": lib.fl_get_num_threads()}

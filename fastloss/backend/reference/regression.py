@@ -1,11 +1,5 @@
-"""The reference backend: the textbook formulas in plain NumPy, computed in float64.
-
-It is what the tests and `python -m fastloss check` compare the compiled backends against,
-never a fast path.  Same functions and signatures as the other backends; results are cast
-to the arrays' dtype only when written."""
+"""Reference: regression losses and SGD."""
 import numpy as np
-
-NAME = "numpy"
 
 
 def _f64(a):
@@ -74,10 +68,3 @@ def sgd(param, momentum_buffer, grad, step, lr, momentum, dampening, weight_deca
         g = g + momentum * buf if nesterov else buf
     param[...] = p - lr * g
 
-
-def set_num_threads(n):
-    pass
-
-
-def info():
-    return {"numpy": np.__version__}

@@ -1,0 +1,18 @@
+"""The cffi extension and the pointer helpers every C family module uses."""
+from ..._fastloss_c import ffi, lib
+from ..._validate import F32
+
+NULL = ffi.NULL
+from_buffer = ffi.from_buffer
+
+
+def ptr(a, ctype):
+    """A cdata pointer to a's memory (no copy), or NULL for None."""
+    return NULL if a is None else from_buffer(ctype, a)
+
+
+def pick(name, dtype):
+    """(kernel, pointer cdecl) for fl_<name>_f32 / fl_<name>_f64 by dtype."""
+    if dtype is F32:
+        return getattr(lib, f"fl_{name}_f32"), "float[]"
+    return getattr(lib, f"fl_{name}_f64"), "double[]"
