@@ -264,13 +264,13 @@ FL_INLINE SFX(clg) SFX(bce_logits_elem)(T x, T t, T pw, const SFX(bk) *k)
     return (SFX(clg)){((T)1 - t) * x + lw * sp, (pt + (T)1 - t) * sig - pt};
 }
 
-/* hinge: l = max(0, margin - t s), dl/ds = -t where margin - t s > 0, else 0 (0 at the kink,
- * as torch's relu backward). */
+/* hinge: l = relu(margin - t s), dl/ds = -t where margin - t s > 0, else 0 (0 at the kink,
+ * as torch's relu backward).  relu as torch computes it: NaN stays NaN. */
 FL_INLINE SFX(clg) SFX(hinge_elem)(T s, T t, T a, const SFX(bk) *k)
 {
     (void)a;
     T z = k->c0 - t * s;
-    return (SFX(clg)){z > 0 ? z : (T)0, z > 0 ? -t : (T)0};
+    return (SFX(clg)){z < 0 ? (T)0 : z, z > 0 ? -t : (T)0};
 }
 
 /* squared hinge: l = max(0, margin - t s)^2, dl/ds = -2 t max(0, margin - t s) */
@@ -278,7 +278,7 @@ FL_INLINE SFX(clg) SFX(squared_hinge_elem)(T s, T t, T a, const SFX(bk) *k)
 {
     (void)a;
     T z = k->c0 - t * s;
-    T h = z > 0 ? z : (T)0;
+    T h = z < 0 ? (T)0 : z;
     return (SFX(clg)){h * h, (T)-2 * t * h};
 }
 
