@@ -236,7 +236,8 @@ typedef struct {
 
 /* binary cross-entropy on probabilities (torch.nn.functional.binary_cross_entropy):
  *   l = -(t log x + (1 - t) log(1 - x)), each log clamped to >= -100 (so x = 0 or 1 gives a
- *   finite loss, as torch); dl/dx = (x - t) / max(x (1 - x), 1e-12) (torch's backward). */
+ *   finite loss, as torch); dl/dx = (x - t) / max(x (1 - x), 1e-12) (torch's backward; its
+ *   1e-12 is a float constant even in double, so is ours: 1e-12f). */
 FL_INLINE SFX(clg) SFX(bce_elem)(T x, T t, T a, const SFX(bk) *k)
 {
     (void)a; (void)k;
@@ -244,7 +245,7 @@ FL_INLINE SFX(clg) SFX(bce_elem)(T x, T t, T a, const SFX(bk) *k)
     lx = lx < (T)-100 ? (T)-100 : lx; /* NaN stays NaN, as std::max(log, -100) */
     l1x = l1x < (T)-100 ? (T)-100 : l1x;
     T den = x * ((T)1 - x);
-    den = den < (T)1e-12 ? (T)1e-12 : den;
+    den = den < (T)1e-12f ? (T)1e-12f : den;
     return (SFX(clg)){(t - (T)1) * l1x - t * lx, (x - t) / den};
 }
 

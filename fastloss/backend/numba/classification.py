@@ -172,7 +172,7 @@ cross_entropy_rows = kernel(_cross_entropy)
 
 @inline
 def _bce_elem(x, t, a, k0, one):
-    lo, tiny = one * -100, one * 1e-12
+    lo, tiny = one * -100, one * _TINY_F32  # torch's 1e-12 is a float constant, in double too
     lx = vlog(x)
     l1x = vlog1p(-x)
     lx = lo if lx < lo else lx          # torch clamps each log at -100; NaN stays NaN
@@ -210,6 +210,7 @@ def _squared_hinge_elem(s, t, a, margin, one):
 
 
 BCE, BCE_LOGITS, HINGE, SQUARED_HINGE = range(4)
+_TINY_F32 = np.float32(1e-12)
 
 
 @jit
@@ -321,6 +322,12 @@ def _ce_denominator(t, w, ignore_index):
     return d
 
 
+def _reduced(total, denom, reduction):
+    if reduction == 1:
+        return total / denom if denom else float("nan")  # empty or all ignored: nan, as torch
+    return total
+
+
 def _rows(a, n, c, s):
     """(n, c, s) -> (n*s, c) rows: a view when s == 1, else a copy with the class axis last
     (numba's strided rows would not vectorize; K-dimensional inputs pay one copy)."""
@@ -343,13 +350,13 @@ def _ce(grad, loss, logits, target, weight, n, c, s, ignore_index, label_smoothi
     g = None if grad is None else (grad.reshape(n, c) if s == 1 else np.empty_like(x))
     lv = None if loss is None else loss.reshape(-1)
     wtotal = float(weight.sum(dtype=np.float64)) if weight is not None else float(c)
-    gscale = 1.0 / denom if reduction == 1 else 1.0
+    gscale = (1.0 / denom if denom else float("inf")) if reduction == 1 else 1.0
     nch = _rows_plan(n * s, c)
     f = _ce_serial if nch == 1 else _ce_parallel
     total = f(g, lv, x, target, weight, ignore_index, label_smoothing, wtotal, gscale, nch)
     if g is not None:
         _unrows(g, grad, n, c, s)
-    return total / denom if reduction == 1 else total
+    return _reduced(total, denom, reduction)
 
 
 def cross_entropy(grad, loss, logits, target, weight, n, c, s, ignore_index, label_smoothing, reduction):
@@ -371,7 +378,7 @@ def _bin(kind, grad, loss, x, t, weight, aux, period, k0, reduction):
     flat = lambda a: None if a is None else a.reshape(-1)  # noqa: E731
     total = f(kind, flat(grad), flat(loss), x.reshape(-1), t.reshape(-1), flat(weight), aux, max(period, 1),
               k0, gscale, nch)
-    return total / n if reduction == 1 else total
+    return _reduced(total, n, reduction)
 
 
 def binary_cross_entropy(grad, loss, prob, target, weight, reduction):
@@ -397,4 +404,4 @@ def multi_margin(grad, loss, logits, target, weight, n, c, p, margin, reduction)
     nch = _rows_plan(n, c)
     f = _mm_serial if nch == 1 else _mm_parallel
     total = f(g, lv, logits.reshape(n, c), target.reshape(-1), weight, p, margin, gscale, nch)
-    return total / n if reduction == 1 else total
+    return _reduced(total, n, reduction)

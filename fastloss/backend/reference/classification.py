@@ -91,7 +91,7 @@ def binary_cross_entropy(grad, loss, prob, target, weight, reduction):
         lx = np.maximum(np.log(x), -100.0)
         l1x = np.maximum(np.log1p(-x), -100.0)
         l = -(t * lx + (1 - t) * l1x)
-        g = (x - t) / np.maximum(x * (1 - x), 1e-12)
+        g = (x - t) / np.maximum(x * (1 - x), float(np.float32(1e-12)))  # torch: a float constant
     return _finish_elementwise(grad, loss, l, g, weight, reduction)
 
 
