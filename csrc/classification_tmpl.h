@@ -37,7 +37,8 @@ typedef struct {
  * targets, q' = (1 - eps) q + eps / c) */
 FL_INLINE T SFX(ce_exp_pass)(const SFX(cectx) *cx, const T *x, T *g, const T *q, int64_t st,
                              T m, T *sd, T *sq, T *sqd,
-                             const int unit, const int smooth, const int soft, const int weighted)
+                             const int unit, const int smooth, const int soft, const int weighted,
+                             const int wg)
 {
     const int64_t C = cx->c, S1 = unit ? 1 : st;
     const T *w = cx->weight;
@@ -47,7 +48,7 @@ FL_INLINE T SFX(ce_exp_pass)(const SFX(cectx) *cx, const T *x, T *g, const T *q,
     for (int64_t j = 0; j < C; j++) {
         T d = x[j * S1] - m;
         T e = VEXP(d);
-        if (g) g[j * S1] = e;
+        if (wg) g[j * S1] = e;
         s += e;
         T wj = weighted ? w[j] : (T)1;
         if (soft) {
@@ -63,17 +64,30 @@ FL_INLINE T SFX(ce_exp_pass)(const SFX(cectx) *cx, const T *x, T *g, const T *q,
     return s;
 }
 
+/* max_j x_j.  Unit stride: 64 running maxima (4 vectors of 16 floats): one accumulator
+ * would chain every vmaxps on the previous one (4-cycle latency per 16 logits). */
 FL_INLINE T SFX(ce_max)(const T *x, int64_t C, int64_t S1)
 {
     T m = x[0];
+    int64_t j = 1;
+    if (S1 == 1 && C >= 128) {
+        T acc[64];
+        for (int k = 0; k < 64; k++) acc[k] = x[0];
+        for (j = 0; j + 64 <= C; j += 64) {
+#pragma omp simd
+            for (int k = 0; k < 64; k++) acc[k] = x[j + k] > acc[k] ? x[j + k] : acc[k];
+        }
 #pragma omp simd reduction(max:m)
-    for (int64_t j = 1; j < C; j++) m = x[j * S1] > m ? x[j * S1] : m;
+        for (int k = 0; k < 64; k++) m = acc[k] > m ? acc[k] : m;
+    }
+#pragma omp simd reduction(max:m)
+    for (int64_t i = j; i < C; i++) m = x[i * S1] > m ? x[i * S1] : m;
     return m;
 }
 
 /* one sample, class-index target; returns its (weighted) loss */
 FL_INLINE double SFX(ce_index_row)(const SFX(cectx) *cx, int64_t r, const int unit, const int smooth,
-                                   const int weighted)
+                                   const int weighted, const int wg)
 {
     const int64_t C = cx->c, st = unit ? 1 : cx->s;
     const int64_t i = unit ? r : r / st, k = unit ? 0 : r - i * st;
@@ -90,7 +104,7 @@ FL_INLINE double SFX(ce_index_row)(const SFX(cectx) *cx, int64_t r, const int un
     const T m = SFX(ce_max)(x, C, st);
     const T dy = x[y * st] - m; /* read before the row's gradient overwrites it (out=logits) */
     T sd, sq, sqd;
-    const T S = SFX(ce_exp_pass)(cx, x, g, NULL, st, m, &sd, &sq, &sqd, unit, smooth, 0, weighted);
+    const T S = SFX(ce_exp_pass)(cx, x, g, NULL, st, m, &sd, &sq, &sqd, unit, smooth, 0, weighted, wg);
     const T lse = VLOG(S); /* log-sum-exp - m */
     T l, A;
     if (smooth) {
@@ -103,7 +117,7 @@ FL_INLINE double SFX(ce_index_row)(const SFX(cectx) *cx, int64_t r, const int un
         A = wy;
     }
     if (cx->loss) cx->loss[r] = l;
-    if (g) {
+    if (wg) {
         const T coef = cx->gscale * A / S;
         if (smooth) {
             const T ge = cx->gscale * cx->eps / (T)C;
@@ -120,9 +134,97 @@ FL_INLINE double SFX(ce_index_row)(const SFX(cectx) *cx, int64_t r, const int un
     return (double)l;
 }
 
+/* Few classes (c <= 32), unit stride: rows are handled 16 at a time.  Each row is copied
+ * into a local buffer of L = 16 or 32 lanes padded with -inf (exp(-inf - m) = 0 adds nothing;
+ * pads never win the max), so every pass is a fixed-length loop that becomes whole vectors
+ * with no scalar remainder; then one vector log serves the 16 rows' log-sum-exps, instead of
+ * 16 scalar logs each waiting on the previous row (with 10 classes the generic row loop runs
+ * entirely in its scalar remainder: ~10 ns per logit, bench/NOTES.md). */
+#define FL_CE_BLOCK 16
+FL_INLINE double SFX(ce_small_block)(const SFX(cectx) *cx, int64_t r0, int64_t nr, const int L,
+                                     const int smooth, const int weighted, const int wg)
+{
+    const int64_t C = cx->c;
+    T eb[FL_CE_BLOCK][32], Sb[FL_CE_BLOCK], lse[FL_CE_BLOCK], sdb[FL_CE_BLOCK], dyb[FL_CE_BLOCK];
+    T wb[32];
+    for (int j = 0; j < L; j++) wb[j] = 0;
+    for (int64_t j = 0; j < C; j++) wb[j] = weighted ? cx->weight[j] : (T)1;
+    for (int k = 0; k < FL_CE_BLOCK; k++) Sb[k] = 1;
+    /* 1. per row: the max, and d_j = x_j - m into the block buffer (conditional = masked
+     *    loads: copying through a local buffer stores narrow and reloads wide, which stalls
+     *    on store forwarding every row) */
+    for (int64_t k = 0; k < nr; k++) {
+        const T *x = cx->logits + (r0 + k) * C;
+        const int64_t y = cx->target[r0 + k];
+        T m = x[0];
+#pragma omp simd reduction(max:m)
+        for (int j = 0; j < L; j++) {
+            T v = j < C ? x[j] : -(T)__builtin_inf();
+            m = v > m ? v : m;
+        }
+#pragma omp simd
+        for (int j = 0; j < L; j++) eb[k][j] = (j < C ? x[j] : -(T)__builtin_inf()) - m;
+        dyb[k] = (y == cx->ignore_index ? m : x[y]) - m;
+    }
+    /* 2. one flat exp over the block: 16 rows of independent vectors keep the exp's long
+     *    dependency chain overlapped (one vector per row alone is latency-bound) */
+    T *flat = &eb[0][0];
+    T db[FL_CE_BLOCK * 32];
+    const int64_t nflat = nr * 32;
+    if (smooth)
+        for (int64_t i = 0; i < nflat; i++) db[i] = flat[i];
+#pragma omp simd
+    for (int64_t i = 0; i < nflat; i++) flat[i] = VEXP(flat[i]);
+    /* 3. per row sums */
+    for (int64_t k = 0; k < nr; k++) {
+        T S = 0, sd = 0;
+#pragma omp simd reduction(+:S, sd)
+        for (int j = 0; j < L; j++) {
+            S += eb[k][j];
+            if (smooth) sd += wb[j] != 0 ? wb[j] * db[k * 32 + j] : (T)0; /* pads: 0, not 0 * -inf */
+        }
+        Sb[k] = S;
+        sdb[k] = sd;
+    }
+#pragma omp simd
+    for (int k = 0; k < FL_CE_BLOCK; k++) lse[k] = VLOG(Sb[k]);
+    const T ome = (T)1 - cx->eps, epsc = cx->eps / (T)C;
+    double total = 0.0;
+    for (int64_t k = 0; k < nr; k++) {
+        const int64_t r = r0 + k, y = cx->target[r];
+        T *g = wg ? cx->grad + r * C : NULL;
+        if (y == cx->ignore_index) { /* zero loss, zero gradient, not in the denominator */
+            if (wg)
+                for (int64_t j = 0; j < C; j++) g[j] = 0;
+            if (cx->loss) cx->loss[r] = 0;
+            continue;
+        }
+        const T wy = wb[y];
+        T l, A;
+        if (smooth) {
+            l = ome * wy * (lse[k] - dyb[k]) + epsc * (cx->wtotal * lse[k] - sdb[k]);
+            A = ome * wy + epsc * cx->wtotal;
+        } else {
+            l = wy * (lse[k] - dyb[k]);
+            A = wy;
+        }
+        if (cx->loss) cx->loss[r] = l;
+        total += (double)l;
+        if (wg) {
+            const T coef = cx->gscale * A / Sb[k], ge = smooth ? cx->gscale * epsc : (T)0;
+            const T *e = eb[k];
+            const T gy = cx->gscale * (smooth ? ome : (T)1) * wy;
+#pragma omp simd
+            for (int j = 0; j < L; j++) /* masked stores */
+                if (j < C) g[j] = e[j] * coef - ge * wb[j] - (j == y ? gy : (T)0);
+        }
+    }
+    return total;
+}
+
 /* one sample, probability target q (the logits' layout) */
 FL_INLINE double SFX(ce_prob_row)(const SFX(cectx) *cx, int64_t r, const int unit, const int smooth,
-                                  const int weighted)
+                                  const int weighted, const int wg)
 {
     const int64_t C = cx->c, st = unit ? 1 : cx->s;
     const int64_t i = unit ? r : r / st, k = unit ? 0 : r - i * st;
@@ -131,11 +233,11 @@ FL_INLINE double SFX(ce_prob_row)(const SFX(cectx) *cx, int64_t r, const int uni
     T *g = cx->grad ? cx->grad + i * C * st + k : NULL;
     const T m = SFX(ce_max)(x, C, st);
     T sd, Q, L;
-    const T S = SFX(ce_exp_pass)(cx, x, g, q, st, m, &sd, &Q, &L, unit, smooth, 1, weighted);
+    const T S = SFX(ce_exp_pass)(cx, x, g, q, st, m, &sd, &Q, &L, unit, smooth, 1, weighted, wg);
     const T lse = VLOG(S);
     const T l = Q * lse - L; /* -sum_j q'_j w_j log p_j */
     if (cx->loss) cx->loss[r] = l;
-    if (g) {
+    if (wg) {
         const T coef = cx->gscale * Q / S, ome = (T)1 - cx->eps, epsc = cx->eps / (T)C;
         const T gs = cx->gscale;
 #pragma omp simd
@@ -149,25 +251,40 @@ FL_INLINE double SFX(ce_prob_row)(const SFX(cectx) *cx, int64_t r, const int uni
 
 #define FL_CE_ROWS(ROW, U, SM, W)                                                            \
     do {                                                                                     \
-        for (int64_t r = lo; r < hi; r++) s += SFX(ROW)(cx, r, U, SM, W);                    \
+        if (cx->grad)                                                                        \
+            for (int64_t r = lo; r < hi; r++) s += SFX(ROW)(cx, r, U, SM, W, 1);             \
+        else                                                                                 \
+            for (int64_t r = lo; r < hi; r++) s += SFX(ROW)(cx, r, U, SM, W, 0);             \
     } while (0)
-#define FL_CE_VARIANTS(ROW)                                                                  \
+#define FL_CE_BLOCKS(L, SM, W)                                                               \
+    do {                                                                                     \
+        for (int64_t r = lo; r < hi; r += FL_CE_BLOCK) {                                     \
+            const int64_t nr = hi - r < FL_CE_BLOCK ? hi - r : FL_CE_BLOCK;                   \
+            s += cx->grad ? SFX(ce_small_block)(cx, r, nr, L, SM, W, 1)                      \
+                          : SFX(ce_small_block)(cx, r, nr, L, SM, W, 0);                     \
+        }                                                                                    \
+    } while (0)
+#define FL_CE_SMALL(L)                                                                       \
     do {                                                                                     \
         const int sm = cx->eps != 0, w = cx->weight != NULL;                                 \
-        if (cx->s == 1) {                                                                    \
-            if (sm) { if (w) FL_CE_ROWS(ROW, 1, 1, 1); else FL_CE_ROWS(ROW, 1, 1, 0); }      \
-            else    { if (w) FL_CE_ROWS(ROW, 1, 0, 1); else FL_CE_ROWS(ROW, 1, 0, 0); }      \
-        } else {                                                                             \
-            if (sm) { if (w) FL_CE_ROWS(ROW, 0, 1, 1); else FL_CE_ROWS(ROW, 0, 1, 0); }      \
-            else    { if (w) FL_CE_ROWS(ROW, 0, 0, 1); else FL_CE_ROWS(ROW, 0, 0, 0); }      \
-        }                                                                                    \
+        if (sm) { if (w) FL_CE_BLOCKS(L, 1, 1); else FL_CE_BLOCKS(L, 1, 0); }                \
+        else    { if (w) FL_CE_BLOCKS(L, 0, 1); else FL_CE_BLOCKS(L, 0, 0); }                \
+    } while (0)
+#define FL_CE_VARIANTS(ROW, U)                                                               \
+    do {                                                                                     \
+        const int sm = cx->eps != 0, w = cx->weight != NULL;                                 \
+        if (sm) { if (w) FL_CE_ROWS(ROW, U, 1, 1); else FL_CE_ROWS(ROW, U, 1, 0); }          \
+        else    { if (w) FL_CE_ROWS(ROW, U, 0, 1); else FL_CE_ROWS(ROW, U, 0, 0); }          \
     } while (0)
 
 FL_CLONES static double SFX(ce_index_chunk)(const void *ctx, int64_t lo, int64_t hi)
 {
     const SFX(cectx) *cx = (const SFX(cectx) *)ctx;
     double s = 0.0;
-    FL_CE_VARIANTS(ce_index_row);
+    if (cx->s != 1) FL_CE_VARIANTS(ce_index_row, 0);
+    else if (cx->c <= 16) FL_CE_SMALL(16);
+    else if (cx->c <= 32) FL_CE_SMALL(32);
+    else FL_CE_VARIANTS(ce_index_row, 1);
     return s;
 }
 
@@ -175,11 +292,14 @@ FL_CLONES static double SFX(ce_prob_chunk)(const void *ctx, int64_t lo, int64_t 
 {
     const SFX(cectx) *cx = (const SFX(cectx) *)ctx;
     double s = 0.0;
-    FL_CE_VARIANTS(ce_prob_row);
+    if (cx->s != 1) FL_CE_VARIANTS(ce_prob_row, 0);
+    else FL_CE_VARIANTS(ce_prob_row, 1);
     return s;
 }
 #undef FL_CE_ROWS
 #undef FL_CE_VARIANTS
+#undef FL_CE_BLOCKS
+#undef FL_CE_SMALL
 
 /* samples per thread before going parallel: ~32k logits of work each */
 static int64_t SFX(ce_grain)(int64_t c) { return c >= FL_GRAIN_STREAM ? 1 : FL_GRAIN_STREAM / c; }

@@ -3,7 +3,7 @@ sizes (odd ones included) against the float64 reference."""
 import numpy as np
 
 from . import _config
-from ._registry import DTYPES, LOSSES, OPTIMIZERS
+from ._registry import ALL_LOSSES, DTYPES, OPTIMIZERS
 
 TOL = {np.dtype(np.float32): 1e-5, np.dtype(np.float64): 1e-12}
 CHECK_SIZES = (1, 7, 17, 1025, 100003)
@@ -58,8 +58,8 @@ def run(out=print, backends=None, sizes=CHECK_SIZES, seed=0):
     rng = np.random.default_rng(seed)
     backends = [b for b in (backends or _config.backends()) if b != "numpy"]
     rows = []
-    jobs = [(k, _loss_err) for k in LOSSES.values()] + [(k, _optim_err) for k in OPTIMIZERS.values()]
-    out(f"{'kernel':<12} {'backend':<7} {'dtype':<8} {'max rel err':>12}  {'tol':>6}  result")
+    jobs = [(k, _loss_err) for k in ALL_LOSSES.values()] + [(k, _optim_err) for k in OPTIMIZERS.values()]
+    out(f"{'kernel':<34} {'backend':<7} {'dtype':<8} {'max rel err':>12}  {'tol':>6}  result")
     all_ok = True
     for k, fn in jobs:
         for backend in backends:
@@ -69,6 +69,6 @@ def run(out=print, backends=None, sizes=CHECK_SIZES, seed=0):
                 ok = err <= TOL[dt]
                 all_ok &= ok
                 rows.append((k.name, backend, dt.name, err, ok))
-                out(f"{k.name:<12} {backend:<7} {dt.name:<8} {err:12.3g}  {TOL[dt]:6.0e}  {'ok' if ok else 'FAIL'}")
+                out(f"{k.name:<34} {backend:<7} {dt.name:<8} {err:12.3g}  {TOL[dt]:6.0e}  {'ok' if ok else 'FAIL'}")
     out(f"{sum(r[-1] for r in rows)} ok, {sum(not r[-1] for r in rows)} FAIL")
     return all_ok

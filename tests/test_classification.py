@@ -1,0 +1,210 @@
+"""Classification losses: every kernel x backend x dtype x size x reduction vs the reference,
+finite differences, aliasing, K-dimensional inputs, bad input."""
+import numpy as np
+import pytest
+
+import fastloss
+from fastloss._registry import CLASSIFICATION, COMPILED, DTYPES
+from helpers import assert_close
+
+CASES = [(name, i) for name, k in CLASSIFICATION.items() for i in range(len(k.variants))]
+IDS = [f"{n}-v{i}" for n, i in CASES]
+REDUCTIONS = ("mean", "sum", "none")
+SIZES = (0, 1, 7, 16, 17, 127, 1025, 20011)
+
+
+def _kernel(name, i):
+    k = CLASSIFICATION[name]
+    return k, k.variants[i]
+
+
+@pytest.mark.parametrize("name,i", CASES, ids=IDS)
+@pytest.mark.parametrize("backend", COMPILED)
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("n", SIZES)
+def test_matches_reference(name, i, backend, dtype, n, rng):
+    k, hyper = _kernel(name, i)
+    x, t = k.sample(rng, (n,), dtype)
+    for reduction in REDUCTIONS:
+        rl, rg = k.func(x, t, reduction=reduction, backend="numpy", **hyper)
+        l, g = k.func(x, t, reduction=reduction, backend=backend, **hyper)
+        assert g.dtype == dtype and g.shape == x.shape
+        if reduction == "none":
+            assert l.dtype == dtype and l.shape == rl.shape
+        else:
+            assert isinstance(l, np.generic) and l.dtype == dtype
+        if n == 0 and reduction == "mean":
+            assert np.isnan(l) and np.isnan(rl)
+        else:
+            assert_close(l, rl, dtype, f"{name} {reduction} loss")
+        assert_close(g, rg, dtype, f"{name} {reduction} grad")
+        l2 = k.func(x, t, reduction=reduction, backend=backend, grad=False, **hyper)
+        if not (n == 0 and reduction == "mean"):
+            assert_close(l2, l, dtype, f"{name} {reduction} loss-only")
+
+
+@pytest.mark.parametrize("name,i", CASES, ids=IDS)
+@pytest.mark.parametrize("backend", COMPILED + ("numpy",))
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_finite_differences(name, i, backend, reduction, rng):
+    k, hyper = _kernel(name, i)
+    x, t = k.sample(rng, (4,), np.float64)
+    _, g = k.func(x, t, reduction=reduction, backend=backend, **hyper)
+    eps = 1e-6
+    num = np.empty_like(x)
+    for idx in np.ndindex(x.shape):
+        hi, lo = x.copy(), x.copy()
+        hi[idx] += eps
+        lo[idx] -= eps
+        fh = np.sum(k.func(hi, t, reduction=reduction, backend=backend, grad=False, **hyper))
+        fl = np.sum(k.func(lo, t, reduction=reduction, backend=backend, grad=False, **hyper))
+        num[idx] = (fh - fl) / (2 * eps)
+    np.testing.assert_allclose(g, num, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("name,i", CASES, ids=IDS)
+@pytest.mark.parametrize("backend", COMPILED + ("numpy",))
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_out_may_be_the_input(name, i, backend, reduction, rng):
+    k, hyper = _kernel(name, i)
+    x, t = k.sample(rng, (2053,), np.float32)
+    el, eg = k.func(x, t, reduction=reduction, backend=backend, **hyper)
+    y = x.copy()
+    l, g = k.func(y, t, reduction=reduction, backend=backend, out=y, **hyper)
+    assert g is y
+    assert_close(g, eg, np.float32, "aliased grad")
+    assert_close(l, el, np.float32, "aliased loss")
+
+
+@pytest.mark.parametrize("backend", COMPILED)
+@pytest.mark.parametrize("name", ["cross_entropy", "cross_entropy_prob"])
+def test_k_dimensional_and_unbatched(backend, name, rng):
+    k = CLASSIFICATION[name]
+    x, t = k.sample(rng, (3, 4, 5), np.float64)            # logits (3, C, 4, 5)
+    assert x.shape == (3, 17, 4, 5)
+    for hyper in k.variants:
+        for reduction in REDUCTIONS:
+            rl, rg = k.func(x, t, reduction=reduction, backend="numpy", **hyper)
+            l, g = k.func(x, t, reduction=reduction, backend=backend, **hyper)
+            assert_close(l, rl, np.float64, "K-dim loss")
+            assert_close(g, rg, np.float64, "K-dim grad")
+    # unbatched (C,) with a () target equals the batch of one
+    x1, t1 = k.sample(rng, (1,), np.float64)
+    l1, g1 = k.func(x1[0], t1[0] if name == "cross_entropy" and t1[0] != -100 else (t1[0] if name != "cross_entropy" else 3),
+                    backend=backend)
+    lb, gb = k.func(x1, t1 if name != "cross_entropy" or t1[0] != -100 else np.array([3]), backend=backend)
+    assert_close(l1, lb, np.float64, "unbatched")
+    assert_close(g1, gb[0], np.float64, "unbatched grad")
+
+
+@pytest.mark.parametrize("backend", COMPILED)
+def test_ignore_index_may_be_a_class(backend, rng):
+    """ignore_index=2 drops the samples whose target is class 2; -100 is then out of range."""
+    x = rng.standard_normal((50, 6))
+    t = rng.integers(0, 6, 50)
+    w = rng.uniform(0.5, 2.0, 6)
+    for kw in ({}, {"weight": w, "label_smoothing": 0.2}):
+        for reduction in REDUCTIONS:
+            rl, rg = fastloss.cross_entropy(x, t, ignore_index=2, reduction=reduction, backend="numpy", **kw)
+            l, g = fastloss.cross_entropy(x, t, ignore_index=2, reduction=reduction, backend=backend, **kw)
+            assert_close(l, rl, np.float64, "loss")
+            assert_close(g, rg, np.float64, "grad")
+            assert np.all(g[t == 2] == 0)
+    with pytest.raises(ValueError, match="-100"):
+        fastloss.cross_entropy(x, np.r_[t[:-1], -100], ignore_index=2, backend=backend)
+
+
+@pytest.mark.parametrize("backend", COMPILED + ("numpy",))
+def test_all_ignored_mean_is_nan(backend):
+    x = np.random.default_rng(0).standard_normal((4, 5))
+    t = np.full(4, -100)
+    l, g = fastloss.cross_entropy(x, t, backend=backend)
+    assert np.isnan(l) and np.all(g == 0)
+    l, g = fastloss.cross_entropy(x, t, reduction="sum", backend=backend)
+    assert l == 0 and np.all(g == 0)
+
+
+@pytest.mark.parametrize("backend", COMPILED)
+def test_target_dtypes_and_lists(backend):
+    x = np.random.default_rng(0).standard_normal((6, 4)).astype(np.float32)
+    ref = fastloss.cross_entropy(x, np.array([0, 1, 2, 3, 0, 1]), backend=backend)
+    for t in (np.array([0, 1, 2, 3, 0, 1], np.uint8), np.array([0, 1, 2, 3, 0, 1], np.int16), [0, 1, 2, 3, 0, 1]):
+        l, g = fastloss.cross_entropy(x, t, backend=backend)
+        # numba: bits may differ by an ulp with the buffers' alignment (vector vs scalar
+        # remainder under fast-math contraction); C is bit-identical
+        assert_close(l, ref[0], np.float32, "loss")
+        assert_close(g, ref[1], np.float32, "grad")
+        if backend == "c":
+            assert l == ref[0] and np.array_equal(g, ref[1])
+
+
+BAD = [
+    (lambda: fastloss.cross_entropy(np.zeros((3, 4)), [0, 4, 1]), ValueError, r"class index 4 at position \(1,\)"),
+    (lambda: fastloss.cross_entropy(np.zeros((3, 4)), [0, -1, 1]), ValueError, "class index -1"),
+    (lambda: fastloss.cross_entropy(np.zeros((3, 4)), [0, 1]), ValueError, "target.*shape"),
+    (lambda: fastloss.cross_entropy(np.zeros((3, 4)), np.zeros((3, 5))), ValueError, "probabilities.*shape"),
+    (lambda: fastloss.cross_entropy(np.zeros((3, 4)), [0, 1, 2], weight=np.ones(3)), ValueError, "weight.*shape"),
+    (lambda: fastloss.cross_entropy(np.zeros((3, 4)), [0, 1, 2], label_smoothing=1.5), ValueError, "label_smoothing"),
+    (lambda: fastloss.cross_entropy(np.zeros((3, 4)), [True, False, True]), TypeError, "target"),
+    (lambda: fastloss.cross_entropy(np.zeros((3, 0)), [0, 0, 0]), ValueError, "no classes"),
+    (lambda: fastloss.cross_entropy(np.zeros(()), 0), ValueError, "class axis"),
+    (lambda: fastloss.binary_cross_entropy([0.5, 1.2], [0.0, 1.0]), ValueError, r"prob.*1.2.*\(1,\)"),
+    (lambda: fastloss.binary_cross_entropy([0.5, np.nan], [0.0, 1.0]), ValueError, "prob"),
+    (lambda: fastloss.binary_cross_entropy([0.5, 0.2], [0.0, 1.0], weight=[1.0, 2.0, 3.0]), ValueError, "weight"),
+    (lambda: fastloss.binary_cross_entropy_with_logits(np.zeros((2, 3)), np.zeros((2, 3)), pos_weight=np.ones(2)),
+     ValueError, "pos_weight"),
+    (lambda: fastloss.hinge([0.5, 0.2], [1.0, 0.0]), ValueError, r"target.*-1 or \+1.*\(1,\)"),
+    (lambda: fastloss.squared_hinge([0.5, 0.2], [1.0, 2.0]), ValueError, "target"),
+    (lambda: fastloss.multi_margin(np.zeros((2, 3)), [0, 3]), ValueError, "class index 3"),
+    (lambda: fastloss.multi_margin(np.zeros((2, 3)), [0, 1], p=3), ValueError, "p:"),
+    (lambda: fastloss.multi_margin(np.zeros((2, 3, 4)), [0, 1]), ValueError, "logits"),
+]
+
+
+@pytest.mark.parametrize("call,exc,match", BAD)
+def test_bad_input(call, exc, match):
+    with pytest.raises(exc, match=match):
+        call()
+
+
+def test_bad_target_touches_nothing():
+    x = np.random.default_rng(0).standard_normal((5, 4)).astype(np.float32)
+    out = np.full_like(x, 7.0)
+    with pytest.raises(ValueError, match="position"):
+        fastloss.cross_entropy(x, [0, 1, 9, 2, 3], out=out)
+    assert np.all(out == 7.0)
+    p = np.array([0.2, 0.4, -0.1], np.float32)
+    out = np.full(3, 7.0, np.float32)
+    with pytest.raises(ValueError, match="prob"):
+        fastloss.binary_cross_entropy(p, np.zeros(3, np.float32), out=out)
+    assert np.all(out == 7.0)
+
+
+def test_aliases():
+    assert fastloss.log_loss is fastloss.binary_cross_entropy
+
+
+@pytest.mark.parametrize("classes", [1, 2, 15, 16, 17, 31, 32, 33, 127, 1000])
+@pytest.mark.parametrize("backend", COMPILED)
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+def test_cross_entropy_every_row_path(classes, backend, dtype, rng):
+    """C <= 16 and <= 32 take the padded block path, larger C the row loop (with the 64-wide
+    max for C >= 128); rows of 1 class are degenerate (loss 0)."""
+    n = 37
+    x = (rng.standard_normal((n, classes)) * 4).astype(dtype)
+    t = rng.integers(0, classes, n)
+    t[::6] = -100
+    w = rng.uniform(0.3, 2, classes).astype(dtype)
+    q = rng.random((n, classes)).astype(dtype)
+    cases = [(t, ({}, {"weight": w, "label_smoothing": 0.2}, {"label_smoothing": 1.0}))]
+    if classes > 1:  # one class: the exact gradient is 0 and only rounding is left to compare
+        cases.append((q, ({}, {"weight": w, "label_smoothing": 0.1})))
+    for target, kws in cases:
+        for kw in kws:
+            for reduction in REDUCTIONS:
+                rl, rg = fastloss.cross_entropy(x, target, reduction=reduction, backend="numpy", **kw)
+                l, g = fastloss.cross_entropy(x, target, reduction=reduction, backend=backend, **kw)
+                assert_close(l, rl, dtype, f"loss C={classes} {kw}")
+                assert_close(g, rg, dtype, f"grad C={classes} {kw}")
+                lo = fastloss.cross_entropy(x, target, reduction=reduction, backend=backend, grad=False, **kw)
+                assert_close(lo, rl, dtype, "loss only")

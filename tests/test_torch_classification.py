@@ -1,0 +1,166 @@
+"""PyTorch as the oracle for the classification losses: every option combination, value and
+autograd gradient; extreme logits."""
+import itertools
+
+import numpy as np
+import pytest
+
+import fastloss
+from fastloss._registry import COMPILED, DTYPES
+from helpers import assert_close
+
+torch = pytest.importorskip("torch")
+F = torch.nn.functional
+
+
+def _torch(fn, x, *args, **kw):
+    tx = torch.tensor(x, requires_grad=True)
+    conv = {k: (torch.tensor(v) if isinstance(v, np.ndarray) else v) for k, v in kw.items()}
+    l = fn(tx, *[torch.tensor(a) for a in args], **conv)
+    l.sum().backward()
+    return l.detach().numpy(), tx.grad.numpy()
+
+
+CE_GRID = list(itertools.product(
+    [False, True],                 # class weights
+    [-100, 1],                     # ignore_index
+    [0.0, 0.25],                   # label smoothing
+    [False, True],                 # probability targets
+    ["mean", "sum", "none"],
+    [(), (3, 2)],                  # K-dimensional extra axes
+))
+
+
+@pytest.mark.parametrize("weighted,ignore,eps,soft,reduction,extra", CE_GRID)
+@pytest.mark.parametrize("backend", COMPILED)
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+def test_cross_entropy_matches_torch(weighted, ignore, eps, soft, reduction, extra, backend, dtype):
+    rng = np.random.default_rng(5)
+    n, c = 9, 6
+    x = (rng.standard_normal((n, c) + extra) * 2).astype(dtype)
+    if soft:
+        q = rng.random(x.shape)
+        t = (q / q.sum(axis=1, keepdims=True)).astype(dtype)
+    else:
+        t = rng.integers(0, c, (n,) + extra)
+        t.reshape(-1)[::4] = ignore
+    kw = dict(reduction=reduction, label_smoothing=eps)
+    if not soft:
+        kw["ignore_index"] = ignore
+    if weighted:
+        kw["weight"] = rng.uniform(0.3, 2.0, c).astype(dtype)
+    tl, tg = _torch(F.cross_entropy, x, t, **kw)
+    l, g = fastloss.cross_entropy(x, t, backend=backend, **kw)
+    assert_close(l, tl, dtype, "loss")
+    assert_close(g, tg, dtype, "grad")
+
+
+def test_cross_entropy_unbatched_matches_torch():
+    x = np.random.default_rng(1).standard_normal(7)
+    for b in COMPILED:
+        for t in (np.array(3), np.abs(x) / np.abs(x).sum()):
+            tl, tg = _torch(F.cross_entropy, x, t, label_smoothing=0.1)
+            l, g = fastloss.cross_entropy(x, t, label_smoothing=0.1, backend=b)
+            assert_close(l, tl, np.float64, "loss")
+            assert_close(g, tg, np.float64, "grad")
+
+
+@pytest.mark.parametrize("backend", COMPILED)
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+def test_cross_entropy_extreme_logits(backend, dtype):
+    """+-1e4 logits are exact (max-subtracted log-sum-exp); rows with +-inf or NaN give the
+    same NaN/Inf pattern as torch."""
+    rows = [[1e4, -1e4, 0.0, 5.0], [-1e4, -1e4, -1e4, -1e4 + 1], [np.inf, 0.0, 1.0, 2.0],
+            [-np.inf, 0.0, 1.0, 2.0], [np.nan, 0.0, 1.0, 2.0], [-np.inf, -np.inf, 3.0, -np.inf],
+            [1e30, -1e30, 0.0, 1.0]]
+    x = np.array(rows, dtype)
+    for t in ([0, 3, 1, 0, 2, 2, 0], [1, 0, 0, 2, 1, 3, 1]):
+        t = np.array(t)
+        for reduction in ("none", "sum"):
+            tl, tg = _torch(F.cross_entropy, x, t, reduction=reduction)
+            l, g = fastloss.cross_entropy(x, t, reduction=reduction, backend=backend)
+            np.testing.assert_array_equal(np.isnan(l), np.isnan(tl))
+            np.testing.assert_array_equal(np.isnan(g), np.isnan(tg))
+            np.testing.assert_allclose(np.nan_to_num(l), np.nan_to_num(tl), rtol=1e-6)
+            np.testing.assert_allclose(np.nan_to_num(g), np.nan_to_num(tg), rtol=1e-6, atol=1e-30)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("backend", COMPILED)
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+def test_bce_matches_torch(weighted, reduction, backend, dtype):
+    rng = np.random.default_rng(2)
+    p = rng.uniform(0, 1, (8, 5)).astype(dtype)
+    p[0, :3] = [0.0, 1.0, 1e-30]           # the -100 clamp and the 1e-12 gradient floor
+    t = rng.random((8, 5)).astype(dtype)
+    t[0, :2] = [1.0, 0.0]
+    kw = {"reduction": reduction}
+    if weighted:
+        kw["weight"] = rng.uniform(0.5, 2, (5,)).astype(dtype)   # broadcast over rows
+    tl, tg = _torch(F.binary_cross_entropy, p, t, **kw)
+    l, g = fastloss.binary_cross_entropy(p, t, backend=backend, **kw)
+    assert_close(l, tl, dtype, "loss")
+    assert_close(g, tg, dtype, "grad")
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("pos", [False, True])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("backend", COMPILED)
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+def test_bce_with_logits_matches_torch(weighted, pos, reduction, backend, dtype):
+    rng = np.random.default_rng(3)
+    x = (rng.standard_normal((8, 5)) * 6).astype(dtype)
+    x[0, :4] = [80.0, -80.0, 1e4, -1e4]      # stable form: no overflow
+    t = rng.random((8, 5)).astype(dtype)
+    kw = {"reduction": reduction}
+    if weighted:
+        kw["weight"] = rng.uniform(0.5, 2, (8, 1)).astype(dtype)
+    if pos:
+        kw["pos_weight"] = rng.uniform(0.5, 3, (5,)).astype(dtype)
+    tl, tg = _torch(F.binary_cross_entropy_with_logits, x, t, **kw)
+    l, g = fastloss.binary_cross_entropy_with_logits(x, t, backend=backend, **kw)
+    assert np.all(np.isfinite(l)) and np.all(np.isfinite(g))
+    assert_close(l, tl, dtype, "loss")
+    assert_close(g, tg, dtype, "grad")
+
+
+@pytest.mark.parametrize("squared", [False, True])
+@pytest.mark.parametrize("margin", [1.0, 0.3])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("backend", COMPILED)
+def test_hinge_matches_torch_relu_form(squared, margin, reduction, backend):
+    rng = np.random.default_rng(4)
+    s = rng.standard_normal(40).astype(np.float32)
+    t = rng.choice([-1.0, 1.0], 40).astype(np.float32)
+    s[:2] = [margin, -margin]                # kinks: gradient 0, as torch's relu
+    t[:2] = [1.0, -1.0]
+    red = {"mean": torch.mean, "sum": torch.sum, "none": lambda v: v}[reduction]
+
+    def ref(sv, tv):
+        h = F.relu(margin - tv * sv)
+        return red(h * h if squared else h)
+    tl, tg = _torch(ref, s, t)
+    fn = fastloss.squared_hinge if squared else fastloss.hinge
+    l, g = fn(s, t, margin=margin, reduction=reduction, backend=backend)
+    assert_close(l, tl, np.float32, "loss")
+    assert_close(g, tg, np.float32, "grad")
+
+
+@pytest.mark.parametrize("p", [1, 2])
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("backend", COMPILED)
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+def test_multi_margin_matches_torch(p, weighted, reduction, backend, dtype):
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((11, 5)).astype(dtype)
+    t = rng.integers(0, 5, 11)
+    kw = {"p": p, "margin": 0.8, "reduction": reduction}
+    if weighted:
+        kw["weight"] = rng.uniform(0.5, 2, 5).astype(dtype)
+    tl, tg = _torch(F.multi_margin_loss, x, t, **kw)
+    l, g = fastloss.multi_margin(x, t, backend=backend, **kw)
+    assert_close(l, tl, dtype, "loss")
+    assert_close(g, tg, dtype, "grad")
