@@ -1,0 +1,455 @@
+"""csrc/vmath.h (C) and fastloss.backend.numba.vmath (Numba) against NumPy.
+
+Error is measured in ulps of the correctly rounded result: |y - f(x)| / ulp(f(x)), with f(x)
+from NumPy in float64 for the float32 functions and in long double (x87, 64-bit mantissa)
+for the float64 ones; an inf where f(x) rounds to a finite value counts as 2^128 (2^1024),
+and where f(x) rounds to inf or is NaN the result must be exactly that.  Near the overflow
+and underflow thresholds, inf and 0 must also come exactly where NumPy has them.
+
+Three builds of each function are checked:
+  c            csrc/vmath.h in loops compiled as the project compiles kernels (flags below,
+               target_clones), through a test-only cffi module built in a temporary dir;
+  numba        the Numba functions inlined into an njit loop with the project's fast-math
+               flags (_common.FASTMATH: reassoc, contract, nsz, arcp), as kernels use them;
+  numba_strict the same loop without fast-math: must give the C results bit for bit
+               (same algorithm, same constants, same rounding order).
+
+Float32 inputs: every 97th bit pattern of all 2^32, plus every value in windows around the
+range boundaries (overflow, underflow, subnormals, reduction switch points).  Float64: random
+values over the whole range plus the same kind of windows.
+
+Run as a script for the tables in bench/NOTES_vmath.md:  python tests/test_vmath.py
+"""
+import importlib.util
+import itertools
+import math
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+from pathlib import Path
+
+import numba
+import numpy as np
+import pytest
+from numba import njit
+
+from fastloss.backend.numba import vmath as nvm
+from fastloss.backend.numba._common import FASTMATH
+
+CSRC = Path(__file__).parent.parent / "csrc"
+CFLAGS = ["-O3", "-std=c11", "-fopenmp", "-mprefer-vector-width=512", "-fno-math-errno",
+          "-fno-trapping-math"]
+NAMES = ["expf", "logf", "log1pf", "exp", "log", "log1p"]
+F32 = ["expf", "logf", "log1pf"]
+# The documented bounds (csrc/vmath.h): the Numba build is looser because 'reassoc' lets LLVM
+# reorder the final sums (no catastrophic case: the algorithm is written so that it cannot).
+BOUND = {"c": 1.5, "numba": 2.5}
+
+X86 = platform.machine().lower() in ("x86_64", "amd64")
+
+# ---------------------------------------------------------------------------------------------
+# builds
+
+C_SOURCE = r"""
+#include <math.h>
+#include <stdint.h>
+#include "vmath.h"
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define CLONES
+#endif
+#define LOOP(NAME, T, F)                                                  \
+    CLONES void NAME(T *out, const T *in, int64_t n)                      \
+    {                                                                     \
+        _Pragma("omp simd")                                               \
+        for (int64_t i = 0; i < n; i++) out[i] = F(in[i]);                \
+    }
+LOOP(t_expf, float, fl_expf)
+LOOP(t_logf, float, fl_logf)
+LOOP(t_log1pf, float, fl_log1pf)
+LOOP(t_exp, double, fl_exp)
+LOOP(t_log, double, fl_log)
+LOOP(t_log1p, double, fl_log1p)
+/* glibc, for the throughput comparison */
+LOOP(g_expf, float, expf)
+LOOP(g_logf, float, logf)
+LOOP(g_log1pf, float, log1pf)
+LOOP(g_exp, double, exp)
+LOOP(g_log, double, log)
+LOOP(g_log1p, double, log1p)
+"""
+
+
+def _cdef():
+    lines = []
+    for pre in ("t", "g"):
+        for name in NAMES:
+            t = "float" if name in F32 else "double"
+            lines.append(f"void {pre}_{name}({t} *out, const {t} *in, int64_t n);")
+    return "\n".join(lines)
+
+
+def have_cc():
+    cc = (sysconfig.get_config_var("CC") or "cc").split()[0]
+    return shutil.which(cc) is not None
+
+
+def build_c(tmpdir):
+    """Compile C_SOURCE with cffi into tmpdir; returns (ffi, lib, path of the .so)."""
+    import cffi
+
+    ffi = cffi.FFI()
+    ffi.cdef(_cdef())
+    modname = "_fl_vmath_test"
+    ffi.set_source(modname, C_SOURCE, include_dirs=[str(CSRC)], extra_compile_args=CFLAGS,
+                   extra_link_args=["-fopenmp"], libraries=["m"])
+    so = ffi.compile(tmpdir=str(tmpdir))
+    spec = importlib.util.spec_from_file_location(modname, so)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.ffi, mod.lib, so
+
+
+class CFuncs:
+    def __init__(self, ffi, lib, so):
+        self.ffi, self.lib, self.so = ffi, lib, so
+
+    def __call__(self, name, x, out=None, prefix="t"):
+        out = np.empty_like(x) if out is None else out
+        ct = "float *" if x.dtype == np.float32 else "double *"
+        getattr(self.lib, f"{prefix}_{name}")(self.ffi.from_buffer(ct, out),
+                                              self.ffi.from_buffer(ct, x), x.size)
+        return out
+
+
+def _make_loop(f, fastmath):
+    def loop(out, x):
+        for i in range(x.size):
+            out[i] = f(x[i])
+    # a closure: not cacheable, which is fine for a test
+    return njit(nogil=True, fastmath=fastmath)(loop)
+
+
+_LOOPS = {}
+
+
+def numba_call(name, x, strict=False, out=None):
+    key = (name, strict)
+    if key not in _LOOPS:
+        _LOOPS[key] = _make_loop(getattr(nvm, name), False if strict else FASTMATH)
+    out = np.empty_like(x) if out is None else out
+    _LOOPS[key](out, x)
+    return out
+
+
+@pytest.fixture(scope="module")
+def cfuncs(tmp_path_factory):
+    if not have_cc():
+        pytest.skip("no C compiler")
+    return CFuncs(*build_c(tmp_path_factory.mktemp("vmath")))
+
+
+# ---------------------------------------------------------------------------------------------
+# measuring
+
+REF = {"exp": np.exp, "log": np.log, "log1p": np.log1p}
+
+
+def _base(name):
+    return name[:-1] if name in F32 else name
+
+
+def ulp_error(y, x, name):
+    """Error of y = name(x) in ulps of the correctly rounded result (see the module doc)."""
+    fn = REF[_base(name)]
+    with np.errstate(all="ignore"):
+        if y.dtype == np.float32:
+            ref = fn(x.astype(np.float64))
+            # ulp of a float32 at |ref|: 2^(exponent - 23), at least 2^-149 (subnormals)
+            e = (np.abs(ref).view(np.uint64) >> np.uint64(52)).astype(np.int64) - 1023
+            ulp = ((np.maximum(e - 23, -149) + 1023).astype(np.uint64) << np.uint64(52)).view(np.float64)
+            big = 2.0 ** 128
+        else:
+            ref = fn(x.astype(np.longdouble))
+            _, e = np.frexp(ref)
+            ulp = np.ldexp(np.ones_like(ref), np.maximum(e - 53, -1074))
+            big = np.longdouble(2) ** 1024
+        ref_t = ref.astype(y.dtype)
+        fin = np.isfinite(ref_t)
+        yy = y.astype(ref.dtype)
+        yy = np.where(np.isinf(yy) & fin, np.copysign(big, yy), yy)
+        err = np.abs(yy - ref) / ulp
+        same = (ref_t == y) | (np.isnan(ref_t) & np.isnan(y))
+        return np.where(fin, err, np.where(same, 0.0, np.inf))
+
+
+def _bits_around(v, n, dtype):
+    """The 2n + 1 values of dtype nearest to v by bit pattern (v's sign), as dtype."""
+    ity = np.uint32 if dtype == np.float32 else np.uint64
+    b = int(np.array(v, dtype).view(ity))
+    top = 2 ** (8 * np.dtype(ity).itemsize)
+    lo, hi = max(b - n, 0), min(b + n + 1, top)
+    return np.arange(lo, hi, dtype=np.uint64).astype(ity).view(dtype)
+
+
+def windows(name):
+    """Every value near the places where name's algorithm or result changes regime."""
+    dt = np.float32 if name in F32 else np.float64
+    tiny = 2.0 ** -126 if dt == np.float32 else 2.0 ** -1022
+    big = float(np.finfo(dt).max)
+    base = _base(name)
+    if base == "exp":
+        if dt == np.float32:   # overflow, result 2^-126 (subnormal onset), result -> 0, clamp
+            pts = [88.72283935546875, -87.33654475055310898657, -103.97207708399179, -104.0, 104.0]
+        else:
+            pts = [709.782712893384, -708.3964185322641, -745.1332191019411, -746.0, 746.0]
+        pts += [math.log(2) / 2, -math.log(2) / 2, 1e-30, -1e-30]   # k switches; tiny x
+    elif base == "log":   # the split's ends (m in [0.75, 1.5)), subnormals, the top
+        pts = [1.0, 0.75, 1.5, 3.0, tiny, float(np.finfo(dt).smallest_subnormal), big, 2.0 ** 100]
+    else:                 # -1, e switches (u = 0.75, 1.5, 3), tiny x, where f = m - 1 takes over
+        pts = [-1.0, -0.25, 0.5, 2.0, 1e-30, -1e-30, big,
+               1.5 * 2.0 ** 24 if dt == np.float32 else 1.5 * 2.0 ** 53]
+    parts = [_bits_around(p, 4096, dt) for p in pts]
+    return np.concatenate(parts)
+
+
+def samples64(name):
+    rng = np.random.default_rng(20240611)
+    n = 400_000
+    base = _base(name)
+    if base == "exp":
+        xs = [rng.uniform(-750, 750, n), rng.uniform(-1, 1, n),
+              np.copysign(10.0 ** rng.uniform(-30, 2.86, n), rng.uniform(-1, 1, n))]
+    elif base == "log":
+        xs = [rng.integers(0, 0x7FF0000000000000, n, dtype=np.uint64).view(np.float64),
+              rng.uniform(0.5, 3.0, n), 10.0 ** rng.uniform(-300, 300, n)]
+    else:
+        xs = [rng.uniform(-1, 1, n), rng.integers(0, 0x7FF0000000000000, n, dtype=np.uint64).view(np.float64),
+              np.copysign(10.0 ** rng.uniform(-300, 0, n), rng.uniform(-1, 1, n)),
+              -1.0 + 10.0 ** rng.uniform(-16, 0, n)]
+    return np.concatenate(xs + [windows(name)])
+
+
+def _chunks32(step=97, chunk=1 << 22):
+    """Every step-th float32 bit pattern, in chunks."""
+    for start in range(0, 1 << 32, step * chunk):
+        stop = min(start + step * chunk, 1 << 32)
+        yield np.arange(start, stop, step, dtype=np.uint64).astype(np.uint32).view(np.float32)
+
+
+_RESULTS = {}
+
+
+def measure(cf, name):
+    """{impl: (max ulp error, x at the max)} over all samples of name, and the number of
+    results where numba_strict differs from c in any bit (NaNs compare equal)."""
+    if name in _RESULTS:
+        return _RESULTS[name]
+    best = {k: (0.0, None) for k in ("c", "numba")}
+    ndiff = 0
+    if name in F32:
+        inputs = itertools.chain(_chunks32(), [windows(name)])
+    else:
+        inputs = [samples64(name)]
+    for x in inputs:
+        ys = {"c": cf(name, x), "numba": numba_call(name, x)}
+        ystrict = numba_call(name, x, strict=True)
+        ity = np.uint32 if x.dtype == np.float32 else np.uint64
+        ndiff += int(np.sum((ys["c"].view(ity) != ystrict.view(ity)) & ~(np.isnan(ys["c"]) & np.isnan(ystrict))))
+        for k, y in ys.items():
+            err = ulp_error(y, x, name)
+            i = int(np.argmax(err))
+            if err[i] > best[k][0]:
+                best[k] = (float(err[i]), x[i])
+    _RESULTS[name] = (best, ndiff)
+    return _RESULTS[name]
+
+
+# ---------------------------------------------------------------------------------------------
+# tests
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("impl", ["c", "numba"])
+def test_max_ulp_error(cfuncs, name, impl):
+    best, _ = measure(cfuncs, name)
+    err, at = best[impl]
+    assert err <= BOUND[impl], f"{impl} {name}: {err:.3f} ulp at x = {at!r}"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_numba_without_fastmath_is_the_c_algorithm(cfuncs, name):
+    _, ndiff = measure(cfuncs, name)
+    assert ndiff == 0, f"{name}: {ndiff} results differ in some bit between C and Numba"
+
+
+INF, NAN = math.inf, math.nan
+
+
+def special_cases(name):
+    """(x, exact name(x)) pairs, as arrays of name's dtype."""
+    dt = np.float32 if name in F32 else np.float64
+    ity = np.uint32 if dt == np.float32 else np.uint64
+    sub = float(np.finfo(dt).smallest_subnormal)
+    snan = float(np.array(0x7F800001 if dt == np.float32 else 0x7FF0000000000001, ity).view(dt))
+    cases = {
+        "exp": [(-INF, 0.0), (INF, INF), (NAN, NAN), (-NAN, NAN), (snan, NAN), (0.0, 1.0),
+                (-0.0, 1.0), (1e4, INF), (-1e4, 0.0)],
+        "log": [(0.0, -INF), (-0.0, -INF), (-1.0, NAN), (-sub, NAN), (-INF, NAN), (INF, INF),
+                (NAN, NAN), (-NAN, NAN), (snan, NAN), (1.0, 0.0)],
+        "log1p": [(-1.0, -INF), (-2.0, NAN), (-1.0000001, NAN), (-INF, NAN), (INF, INF),
+                  (NAN, NAN), (-NAN, NAN), (snan, NAN), (0.0, 0.0), (-0.0, -0.0)],
+    }[_base(name)]
+    return np.array([a for a, _ in cases], dt), np.array([b for _, b in cases], dt)
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("impl", ["c", "numba", "numba_strict"])
+def test_special_values(cfuncs, name, impl):
+    x, want = special_cases(name)
+    if impl == "c":
+        y = cfuncs(name, x)
+    else:
+        y = numba_call(name, x, strict=impl == "numba_strict")
+    np.testing.assert_array_equal(y, want)
+    if impl != "numba":   # nsz lets the fast-math build lose the sign of a zero
+        num = ~np.isnan(want)
+        np.testing.assert_array_equal(np.signbit(y[num]), np.signbit(want[num]))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_zero_inf_nan_exactly_where_numpy_has_them(cfuncs, name):
+    """Around overflow/underflow, and for log's domain edges: the result is 0 / inf / NaN
+    exactly when the correctly rounded result is (the ulp test allows an inf one ulp early)."""
+    x = windows(name)
+    with np.errstate(all="ignore"):
+        ref = REF[_base(name)](x.astype(np.float64 if x.dtype == np.float32 else np.longdouble))
+        ref = ref.astype(x.dtype)
+    for impl, y in (("c", cfuncs(name, x)), ("numba", numba_call(name, x))):
+        for what, pred in (("inf", np.isinf), ("nan", np.isnan), ("zero", lambda a: a == 0)):
+            bad = pred(y) != pred(ref)
+            assert not bad.any(), f"{impl} {name}: {what} differs at x = {x[bad][:5]!r}"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_numba_dtype_stable(name):
+    f = getattr(nvm, name)
+    g = njit(fastmath=FASTMATH)(lambda x: f(x))
+    dt = np.float32 if name in F32 else np.float64
+    g(dt(0.5))
+    assert g.nopython_signatures[0].return_type == numba.from_dtype(dt)
+
+
+@pytest.mark.skipif(not X86, reason="checks x86 assembly")
+@pytest.mark.parametrize("name", NAMES)
+def test_numba_loop_vectorizes(name):
+    dt = np.float32 if name in F32 else np.float64
+    numba_call(name, np.ones(4, dt))
+    asm = "\n".join(_LOOPS[(name, False)].inspect_asm().values())
+    # packed arithmetic (mulps, vfmadd213pd, ...): scalar code uses the ss/sd forms
+    packed = re.findall(r"\b(?:v?(?:mul|add|sub|div)p[sd]|vf\w+p[sd])\b", asm)
+    assert len(packed) > 10, f"{name}: the Numba loop did not vectorize"
+
+
+@pytest.mark.skipif(not X86, reason="checks x86 assembly")
+def test_c_avx512_clones_use_zmm_and_call_nothing(cfuncs):
+    objdump = shutil.which("objdump")
+    if objdump is None:
+        pytest.skip("no objdump")
+    text = subprocess.run([objdump, "-d", "--no-show-raw-insn", cfuncs.so], check=True,
+                          capture_output=True, text=True).stdout
+    bodies = {}
+    for block in re.split(r"\n(?=[0-9a-f]+ <)", text):
+        m = re.match(r"[0-9a-f]+ <([^>]+)>:", block)
+        if m:
+            bodies[m.group(1)] = block
+    for name in NAMES:
+        body = bodies[f"t_{name}.arch_x86_64_v4"]
+        assert "zmm" in body, f"t_{name}: no zmm in the x86-64-v4 clone"
+        assert not re.search(r"\bcall", body), f"t_{name}: the x86-64-v4 clone calls out"
+
+
+CACHE_KERNEL = '''
+import numpy as np
+from numba import njit
+from fastloss.backend.numba import vmath
+from fastloss.backend.numba._common import FASTMATH
+
+@njit(nogil=True, cache=True, fastmath=FASTMATH)
+def kernel(out32, x32, out64, x64):
+    for i in range(x32.size):
+        out32[i] = vmath.log1pf(vmath.expf(-abs(x32[i]))) + vmath.logf(x32[i])
+    for i in range(x64.size):
+        out64[i] = vmath.log1p(vmath.exp(-abs(x64[i]))) + vmath.log(x64[i])
+
+x32 = np.linspace(0.5, 2, 7).astype(np.float32)
+x64 = x32.astype(np.float64)
+kernel(np.empty_like(x32), x32, np.empty_like(x64), x64)
+print(sum(kernel.stats.cache_hits.values()), sum(kernel.stats.cache_misses.values()))
+'''
+
+
+def test_numba_cache_works_for_a_kernel_using_vmath(tmp_path):
+    """vmath holds nothing numba cannot cache (closures, non-constant globals): a cached kernel
+    that inlines it loads from the cache in a second process."""
+    (tmp_path / "vmath_cache_kernel.py").write_text(CACHE_KERNEL)
+    runs = [subprocess.run([sys.executable, "vmath_cache_kernel.py"], cwd=tmp_path, check=True,
+                           capture_output=True, text=True).stdout.split() for _ in range(2)]
+    assert runs == [["0", "1"], ["1", "0"]], f"(hits, misses) per run: {runs}"
+
+
+# ---------------------------------------------------------------------------------------------
+# throughput (python tests/test_vmath.py)
+
+def _best(fn, reps=30):
+    fn()
+    ts = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t0)
+    return min(ts)
+
+
+def _math_loops():
+    def mk(f):
+        def loop(out, x):
+            for i in range(x.size):
+                out[i] = f(x[i])
+        return njit(nogil=True, fastmath=FASTMATH)(loop)
+    return {"exp": mk(math.exp), "log": mk(math.log), "log1p": mk(math.log1p)}
+
+
+def main():
+    n = 1_000_000
+    rng = np.random.default_rng(0)
+    with tempfile.TemporaryDirectory() as d:
+        cf = CFuncs(*build_c(d))
+        mloops = _math_loops()
+        print(f"ns per element, {n} elements, one thread, best of 30\n")
+        print("| function | C fl_* | C glibc | Numba vmath | Numba math.* |")
+        print("|---|---|---|---|---|")
+        for name in NAMES:
+            dt = np.float32 if name in F32 else np.float64
+            base = _base(name)
+            x = (rng.uniform(-30, 30, n) if base == "exp" else rng.uniform(1e-3, 1e3, n)).astype(dt)
+            out = np.empty_like(x)
+            t = [_best(lambda: cf(name, x, out)), _best(lambda: cf(name, x, out, prefix="g")),
+                 _best(lambda: numba_call(name, x, out=out)), _best(lambda: mloops[base](out, x))]
+            print(f"| {name} | " + " | ".join(f"{v * 1e9 / n:.2f}" for v in t) + " |")
+        print("\n| function | C max ulp | Numba (FASTMATH) max ulp | Numba strict == C |")
+        print("|---|---|---|---|")
+        for name in NAMES:
+            best, ndiff = measure(cf, name)
+            print(f"| {name} | {best['c'][0]:.3f} (x={best['c'][1]!r}) | "
+                  f"{best['numba'][0]:.3f} (x={best['numba'][1]!r}) | "
+                  f"{'yes' if ndiff == 0 else f'{ndiff} differ'} |")
+
+
+if __name__ == "__main__":
+    main()
