@@ -66,6 +66,12 @@ def asarray(x, name):
 def loss_pair(pred, target):
     """(pred, target, dtype) ready for an elementwise kernel: same shape (no broadcasting),
     the computation dtype, C-contiguous."""
+    if type(pred) is _ndarray and type(target) is _ndarray:
+        # fast path: two C-contiguous arrays of one float dtype need no conversion
+        dt = pred.dtype
+        if ((dt is F32 or dt is F64) and target.dtype is dt and pred.shape == target.shape
+                and pred.flags.c_contiguous and target.flags.c_contiguous):
+            return pred, target, dt
     p = asarray(pred, "pred")
     t = asarray(target, "target")
     if p.shape != t.shape:
