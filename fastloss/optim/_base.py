@@ -5,11 +5,20 @@ the backend kernel with already-validated arguments.
 
 Every ``step`` validates all parameters, gradients and hyperparameters first and only then
 runs the kernels, so a failed call leaves every parameter and buffer untouched.
+
+Over a :class:`fastloss.FlatParams` the optimizer has one parameter group and keeps its state
+flat too: ``_flat_state`` holds the step count and one block per state array, and each
+parameter's ``state[i]`` holds views into those blocks (so ``state_dict()`` looks the same as
+for the same arrays given one by one, and either loads into the other).  ``step()`` then makes
+one ``_update`` call, over the whole ``data``/``grad`` blocks.
 """
+import operator
+
 import numpy as np
 
 from .. import _config
 from .. import _validate as V
+from ..flat import ALIGN, FlatParams, aligned_empty
 
 
 class Optimizer:
@@ -24,7 +33,12 @@ class Optimizer:
         object.__setattr__(self, "backend", backend)
         object.__setattr__(self, "param_groups", [])
         object.__setattr__(self, "state", [])
-        groups = self._groups_from(params)
+        flat = params if isinstance(params, FlatParams) else None
+        if flat is not None and not flat.params:
+            raise ValueError("params: the FlatParams holds no parameters")
+        object.__setattr__(self, "_flat", flat)
+        object.__setattr__(self, "_flat_state", None)
+        groups = [{"params": list(flat.params)}] if flat is not None else self._groups_from(params)
         for g in groups:
             group = dict(defaults)
             extra = set(g) - set(defaults) - {"params"}
@@ -39,6 +53,9 @@ class Optimizer:
                 self.state.append({"step": 0, **{k: None for k in self._state_arrays}})
             group["params"] = plist
             self.param_groups.append(group)
+        if flat is not None:  # views of one block: disjoint by construction
+            self._flat_state = {"step": 0, **{k: None for k in self._state_arrays}}
+            return
         ps = self._all_params()
         V.disjoint([(p, f"params[{i}]") for i, p in enumerate(ps)])
 
@@ -59,6 +76,9 @@ class Optimizer:
                 if "params" not in g:
                     raise ValueError(f"params[{i}]: a parameter group needs a 'params' entry")
                 ps = g["params"]
+                if isinstance(ps, FlatParams):
+                    raise TypeError(f"params[{i}]: a FlatParams is one parameter group: pass it as "
+                                    "params itself (per-group hyperparameters need separate arrays)")
                 ps = [ps] if isinstance(ps, np.ndarray) else list(ps)
                 items[i] = {**g, "params": ps}
             return items
@@ -111,15 +131,19 @@ class Optimizer:
     # ---- the update ---------------------------------------------------------------------
     def step(self, grads=None, *, grad_scale=1.0):
         """One update of every parameter, in place. ``grads``: a sequence of arrays matching
-        the parameters (same order, shapes and dtypes).  ``grad_scale`` multiplies every
-        gradient first (clipping or loss scaling at no extra pass)."""
+        the parameters (same order, shapes and dtypes).  Over a FlatParams: None (its
+        ``grad`` block) or one flat array like its ``data``, and one kernel call updates
+        every parameter.  ``grad_scale`` multiplies every gradient first (clipping or loss
+        scaling at no extra pass)."""
+        if self._flat is not None:
+            return self._step_flat(grads, grad_scale)
         params = self._all_params()
         grads = self._grads_for(grads, params)
         gs = V.finite(grad_scale, "grad_scale")
         plan = []
         i = 0
         for group in self.param_groups:
-            self._validate_group(group)
+            self._check_group(group)
             for p in group["params"]:
                 st = self.state[i]
                 lr = self._lr_at(group["lr"], st["step"])
@@ -134,15 +158,107 @@ class Optimizer:
     def _prepare(self, plan):
         """Allocate state arrays a step needs (after validation, before any write)."""
 
+    def _check_group(self, group):
+        """_validate_group, skipped when the group holds the very values validated last time
+        (any change, also one made directly in param_groups, is validated again).  Returns
+        the group's ``_kernel_args``, computed once per validated set of values."""
+        memo = self.__dict__.get("_validated")
+        if memo is None:
+            memo = self.__dict__["_validated"] = {}
+            self.__dict__["_hyper_of"] = operator.itemgetter(*self._hyper)
+        key = self._hyper_of(group)
+        hit = memo.get(id(group))
+        try:
+            if hit is not None and hit[0] == key:
+                return hit[1]
+        except (TypeError, ValueError):  # a value == cannot compare (an array): just validate
+            pass
+        self._validate_group(group)
+        args = self._kernel_args(group)
+        memo[id(group)] = (tuple(tuple(v) if isinstance(v, list) else v for v in key), args)
+        return args
+
+    def _kernel_args(self, group):
+        """A validated group's hyperparameters as the kernel takes them (subclasses)."""
+        return None
+
+    def _args(self, group):
+        """_kernel_args of a group _check_group passed in this step (for ``_update``)."""
+        return self._validated[id(group)][1]
+
+    # ---- FlatParams: one call per step -------------------------------------------------------
+    def _step_flat(self, grads, grad_scale):
+        flat = self._flat
+        if grads is None:
+            g = flat.grad
+        else:
+            if isinstance(grads, FlatParams):
+                raise TypeError("grads: pass None to use this FlatParams' own grad block, or one "
+                                "flat array")
+            if not isinstance(grads, np.ndarray):
+                raise TypeError("grads: an optimizer over a FlatParams takes grads=None (flat.grad) "
+                                f"or one flat array like flat.data, got {type(grads).__name__}")
+            g = V.like(grads, "grads", flat.data, "the FlatParams data block", writeable=False)
+            if np.may_share_memory(g, flat.data):
+                raise ValueError("grads shares memory with the FlatParams data block")
+        gs = V.finite(grad_scale, "grad_scale")
+        group = self.param_groups[0]
+        self._check_group(group)
+        st = self._flat_state
+        lr = self._lr_at(group["lr"], st["step"])
+        step = st["step"] + 1
+        self._prepare([(group, 0, flat.data, g, st, step, lr)])
+        self._adopt_flat_state()
+        self._update(_config.module(self.backend), group, flat.data, g, st, step, lr, gs)
+        st["step"] = step
+        for s in self.state:
+            s["step"] = step
+
+    def _adopt_flat_state(self):
+        """Give each parameter views into the flat state blocks _prepare just created (moved
+        to a 64-byte boundary first when the allocator did not give one)."""
+        st, flat = self._flat_state, self._flat
+        for name in self._state_arrays:
+            blk = st[name]
+            if blk is None or (self.state and self.state[0][name] is not None):
+                continue
+            if blk.ctypes.data % ALIGN:
+                a = aligned_empty(blk.size, blk.dtype)
+                a[...] = blk
+                st[name] = blk = a
+            for s, v in zip(self.state, flat.views(blk)):
+                s[name] = v
+
+    def _init_state(self, name, value):
+        """Create state array ``name`` for every parameter now, filled with value(group)
+        (e.g. Adagrad's initial accumulator)."""
+        if self._flat is not None:
+            blk = aligned_empty(self._flat.size, self._flat.dtype)
+            blk[...] = value(self.param_groups[0])
+            self._flat_state[name] = blk
+            for s in self.state:
+                s[name] = None
+            self._adopt_flat_state()
+            return
+        i = 0
+        for g in self.param_groups:
+            for p in g["params"]:
+                self.state[i][name] = np.full_like(p, value(g))
+                i += 1
+
     def _grads_for(self, grads, params):
         if grads is None:
-            raise ValueError("grads: required (a sequence of arrays matching the parameters)")
+            raise ValueError("grads: required (a sequence of arrays matching the parameters); only "
+                             "an optimizer over a FlatParams takes grads=None")
         if isinstance(grads, np.ndarray):
             grads = [grads]
         grads = list(grads)
         if len(grads) != len(params):
             raise ValueError(f"grads: {len(grads)} arrays for {len(params)} parameters")
         for i, (p, g) in enumerate(zip(params, grads)):
+            if (type(g) is _nd and g.dtype is p.dtype and g.shape == p.shape and g is not p
+                    and g.base is None and p.base is None and g.flags.c_contiguous):
+                continue  # the quick way: two arrays that each own their memory cannot overlap
             V.like(g, f"grads[{i}]", p, f"params[{i}]", writeable=False)
             if np.may_share_memory(p, g):
                 raise ValueError(f"grads[{i}] shares memory with params[{i}]")
@@ -193,6 +309,93 @@ class Optimizer:
                     v = np.array(v, copy=True)
                 ns[name] = v
             new_state.append(ns)
+        if self._flat is not None:
+            self._check_flat_state(new_state)
         for g, ng in zip(self.param_groups, new_groups):
             g.update(ng)
-        self.state[:] = new_state
+        if self._flat is not None:
+            self._load_flat_state(new_state)
+        else:
+            self.state[:] = new_state
+
+    def _check_flat_state(self, new_state):
+        steps = {ns["step"] for ns in new_state}
+        if len(steps) > 1:
+            raise ValueError(f"state_dict: an optimizer over a FlatParams updates every parameter "
+                             f"together, but the step counts differ: {sorted(steps)}")
+        for name in self._state_arrays:
+            have = [ns[name] is not None for ns in new_state]
+            if any(have) and not all(have):
+                raise ValueError(f"state_dict: {name!r} is present for some parameters only; an "
+                                 "optimizer over a FlatParams keeps it for all or none")
+
+    def _load_flat_state(self, new_state):
+        """Copy a validated per-parameter state into the flat blocks (allocated if needed)."""
+        st, flat = self._flat_state, self._flat
+        st["step"] = new_state[0]["step"] if new_state else 0
+        for name in self._state_arrays:
+            if new_state and new_state[0][name] is None:
+                st[name] = None
+                for s in self.state:
+                    s[name] = None
+                continue
+            if st[name] is None:
+                st[name] = aligned_empty(flat.size, flat.dtype)
+                for s in self.state:
+                    s[name] = None
+                self._adopt_flat_state()
+            for s, ns in zip(self.state, new_state):
+                s[name][...] = ns[name]
+        for s in self.state:
+            s["step"] = st["step"]
+
+
+# ---- the functional kernels' array checks ---------------------------------------------------
+_nd = np.ndarray
+_F32, _F64 = V.F32, V.F64
+
+
+_NONE = object()  # "no such state array" (None itself is a missing array: the slow path names it)
+
+
+def _state_ok(s, dt, shape):
+    return (type(s) is _nd and s.dtype is dt and s.base is None and s.shape == shape
+            and s.flags.carray)
+
+
+def arrays_ok(param, grad, s1, s2=_NONE, s3=_NONE):
+    """The quick test of a functional kernel's arrays (~0.2 us an array): True when all are
+    ndarrays of param's dtype (float32/float64) and shape, C-contiguous and aligned, param and
+    the states s1..s3 writeable, and each owns its memory and is a distinct object (so no two
+    overlap).  False sends the caller to :func:`check_arrays`, which decides and names the
+    culprit; views, read-only gradients and the like pass there.  (Written out, not a loop
+    over *states: this runs on every call, where ~0.2 us is a tenth of a small update.)"""
+    if type(param) is not _nd or type(grad) is not _nd:
+        return False
+    dt, shape = param.dtype, param.shape
+    if ((dt is not _F32 and dt is not _F64) or grad.dtype is not dt or param.base is not None
+            or grad.base is not None or grad.shape != shape or param is grad
+            or not param.flags.carray or not grad.flags.c_contiguous):
+        return False
+    if not _state_ok(s1, dt, shape) or s1 is param or s1 is grad:
+        return False
+    if s2 is _NONE:
+        return True
+    if not _state_ok(s2, dt, shape) or s2 is param or s2 is grad or s2 is s1:
+        return False
+    if s3 is _NONE:
+        return True
+    return _state_ok(s3, dt, shape) and not (s3 is param or s3 is grad or s3 is s1 or s3 is s2)
+
+
+def check_arrays(param, grad, states):
+    """Full checks of a functional kernel's arrays, each error naming its argument: param
+    updated in place, grad read, states [(array, name)] updated in place with param's shape
+    and dtype, no two sharing memory."""
+    V.inplace(param, "param")
+    V.like(grad, "grad", param, "param", writeable=False)
+    for a, name in states:
+        if a is None:
+            raise ValueError(f"{name}: required (a state array like param)")
+        V.like(a, name, param, "param")
+    V.disjoint([(param, "param"), (grad, "grad"), *states])

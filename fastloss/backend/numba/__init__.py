@@ -12,7 +12,11 @@ if numba.config.THREADING_LAYER == "default":
 
 from . import optim as _optim  # noqa: E402
 from . import regression as _regression  # noqa: E402
+from .classification import (  # noqa: E402,F401
+    binary_cross_entropy, binary_cross_entropy_with_logits, cross_entropy, cross_entropy_prob, hinge,
+    multi_margin, squared_hinge)
 from ._common import plan, set_num_threads  # noqa: E402,F401
+from .adaptive import adagrad, adam, norm_acc, rmsprop, scale  # noqa: E402,F401
 
 NAME = "numba"
 
