@@ -93,13 +93,7 @@ def test_from_arrays_bad_input():
 @pytest.mark.parametrize("name", list(OPTS))
 @pytest.mark.parametrize("backend", COMPILED)
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
-def test_flat_equals_per_array_bit_for_bit(name, backend, dtype, monkeypatch, request):
-    if backend == "numba" and name == "sgd":
-        # numba/optim.py's SGD loop runs under _common.FASTMATH, whose 'contract' fuses
-        # multiply-adds differently in the vector body and in the scalar remainder: an
-        # element's last bit depends on where it sits (reported to the owner; the adaptive
-        # kernels compile their loops with fastmath=False and pass)
-        request.applymarker(pytest.mark.xfail(strict=True, reason="numba SGD: FMA contraction"))
+def test_flat_equals_per_array_bit_for_bit(name, backend, dtype, monkeypatch):
     cls, kernel, kw = OPTS[name]
     init = _init(dtype)
     flat = fastloss.FlatParams.from_arrays(init, dtype=dtype)

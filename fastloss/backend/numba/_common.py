@@ -26,13 +26,15 @@ def inline(f):
     return njit(inline="always", nogil=True, cache=True, fastmath=FASTMATH)(f)
 
 
-def kernel(f):
+def kernel(f, fastmath=FASTMATH):
     """Compile f twice: a serial version (f) and a parallel one (prange over chunks), as two
-    cacheable functions with distinct names.  Returns a callable that picks one by size."""
+    cacheable functions with distinct names; returns (serial, parallel).  Kernels without a
+    reduction pass fastmath=False: 'contract' fuses multiply-adds differently in the vector
+    body and the scalar remainder, so an element's last bit would depend on its position."""
     par = types.FunctionType(f.__code__, f.__globals__, f.__name__ + "_par", f.__defaults__, f.__closure__)
     par.__qualname__ = f.__qualname__ + "_par"
-    serial = njit(nogil=True, cache=True, fastmath=FASTMATH)(f)
-    parallel = njit(nogil=True, cache=True, fastmath=FASTMATH, parallel=True)(par)
+    serial = njit(nogil=True, cache=True, fastmath=fastmath)(f)
+    parallel = njit(nogil=True, cache=True, fastmath=fastmath, parallel=True)(par)
     return serial, parallel
 
 

@@ -37,4 +37,4 @@ def _sgd(param, buf, grad, first, lr, momentum, dampening, weight_decay, gscale,
                 p[i] = p[i] - lr * g
 
 
-KERNELS = {"sgd": kernel(_sgd)}
+KERNELS = {"sgd": kernel(_sgd, fastmath=False)}  # no reduction: exact IEEE, position-independent bits
