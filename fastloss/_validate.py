@@ -130,15 +130,18 @@ def same_memory(a, b):
 
 def real(x, name):
     """A hyperparameter as a Python float (TypeError for anything that is not a real number)."""
-    if type(x) is float:
+    t = type(x)
+    if t is float:
         return x
+    if t is int:
+        return float(x)
     if isinstance(x, (bool, np.bool_)) or not isinstance(x, (numbers.Real, np.floating, np.integer)):
         raise TypeError(f"{name}: must be a real number, got {type(x).__name__}")
     return float(x)
 
 
 def nonneg(x, name):
-    v = real(x, name)
+    v = x if type(x) is float else real(x, name)
     if not v >= 0.0:  # also rejects NaN
         raise ValueError(f"{name}: must be >= 0, got {x!r}")
     return v
@@ -152,7 +155,7 @@ def positive(x, name):
 
 
 def finite(x, name):
-    v = real(x, name)
+    v = x if type(x) is float else real(x, name)
     if not math.isfinite(v):
         raise ValueError(f"{name}: must be finite, got {x!r}")
     return v
@@ -166,6 +169,8 @@ def closed_unit(x, name):
 
 
 def step_count(step):
+    if type(step) is int and step >= 1:
+        return step
     if isinstance(step, (bool, np.bool_)) or not isinstance(step, (numbers.Integral, np.integer)):
         raise TypeError(f"step: must be an int (the 1-based count of this update), got {type(step).__name__}")
     step = int(step)
@@ -212,6 +217,8 @@ def disjoint(arrays):
         a, an = arrays[i]
         for j in range(i + 1, len(arrays)):
             b, bn = arrays[j]
+            if a is not b and a.base is None and b.base is None:
+                continue  # two arrays that each own their memory
             if np.may_share_memory(a, b):
                 raise ValueError(f"{an} and {bn} share memory; they must be distinct buffers")
 
@@ -219,6 +226,7 @@ def disjoint(arrays):
 # ---- element checks (C loops when the extension is built, NumPy otherwise) -------------------
 try:
     from ._fastloss_c import ffi as _ffi, lib as _lib
+    _PI64, _P32, _P64 = _ffi.typeof("int64_t[]"), _ffi.typeof("float[]"), _ffi.typeof("double[]")
 except ImportError:  # numba/numpy-only installation
     _lib = None
 
@@ -229,7 +237,7 @@ def first_bad_target(t, c, ignore_index):
     if _lib is not None:
         # ignore_index=None -> 0: a valid class, so the C check reduces to the range test
         ign = 0 if ignore_index is None else ignore_index
-        return int(_lib.fl_first_bad_target(_ffi.from_buffer("int64_t[]", t), t.size, c, ign))
+        return int(_lib.fl_first_bad_target(_ffi.from_buffer(_PI64, t), t.size, c, ign))
     flat = t.reshape(-1)
     bad = (flat < 0) | (flat >= c)
     if ignore_index is not None:
@@ -242,8 +250,8 @@ def first_outside(x, lo, hi):
     """Index of the first element not in [lo, hi] (NaN is outside), or -1."""
     if _lib is not None:
         if x.dtype == F32:
-            return int(_lib.fl_first_outside_f32(_ffi.from_buffer("float[]", x), x.size, lo, hi))
-        return int(_lib.fl_first_outside_f64(_ffi.from_buffer("double[]", x), x.size, lo, hi))
+            return int(_lib.fl_first_outside_f32(_ffi.from_buffer(_P32, x), x.size, lo, hi))
+        return int(_lib.fl_first_outside_f64(_ffi.from_buffer(_P64, x), x.size, lo, hi))
     flat = x.reshape(-1)
     idx = np.flatnonzero(~((flat >= lo) & (flat <= hi)))
     return int(idx[0]) if idx.size else -1
@@ -253,8 +261,8 @@ def first_not_sign(x):
     """Index of the first element that is neither -1 nor +1, or -1."""
     if _lib is not None:
         if x.dtype == F32:
-            return int(_lib.fl_first_not_sign_f32(_ffi.from_buffer("float[]", x), x.size))
-        return int(_lib.fl_first_not_sign_f64(_ffi.from_buffer("double[]", x), x.size))
+            return int(_lib.fl_first_not_sign_f32(_ffi.from_buffer(_P32, x), x.size))
+        return int(_lib.fl_first_not_sign_f64(_ffi.from_buffer(_P64, x), x.size))
     flat = x.reshape(-1)
     idx = np.flatnonzero((flat != 1) & (flat != -1))
     return int(idx[0]) if idx.size else -1

@@ -1,10 +1,6 @@
 """C backend: Adam/AdamW, Adagrad, RMSprop (csrc/adaptive_tmpl.h) and the gradient-norm
 kernels of clip_grad_norm (csrc/norm_tmpl.h)."""
-from ._lib import F32 as _F32, NULL as _NULL, ffi, from_buffer as _fb, lib
-
-# ctype objects, not "float[]" strings: from_buffer then skips parsing the type (0.2 -> 0.12 us
-# an array, measured; see bench/NOTES_optim.md)
-_P32, _P64 = ffi.typeof("float[]"), ffi.typeof("double[]")
+from ._lib import F32 as _F32, NULL as _NULL, P32 as _P32, P64 as _P64, from_buffer as _fb, lib
 
 _adam32, _adam64 = lib.fl_adam_f32, lib.fl_adam_f64
 _adagrad32, _adagrad64 = lib.fl_adagrad_f32, lib.fl_adagrad_f64

@@ -1,10 +1,10 @@
 """C backend: classification losses (csrc/classification_tmpl.h)."""
-from ._lib import from_buffer, pick, ptr
+from ._lib import PI64, from_buffer, pick, ptr
 
 
 def cross_entropy(grad, loss, logits, target, weight, n, c, s, ignore_index, label_smoothing, reduction):
     f, ct = pick("cross_entropy", logits.dtype)
-    return f(ptr(grad, ct), ptr(loss, ct), from_buffer(ct, logits), from_buffer("int64_t[]", target),
+    return f(ptr(grad, ct), ptr(loss, ct), from_buffer(ct, logits), from_buffer(PI64, target),
              ptr(weight, ct), n, c, s, ignore_index, label_smoothing, reduction)
 
 
@@ -40,5 +40,5 @@ def squared_hinge(grad, loss, scores, target, weight, margin, reduction):
 
 def multi_margin(grad, loss, logits, target, weight, n, c, p, margin, reduction):
     f, ct = pick("multi_margin", logits.dtype)
-    return f(ptr(grad, ct), ptr(loss, ct), from_buffer(ct, logits), from_buffer("int64_t[]", target),
+    return f(ptr(grad, ct), ptr(loss, ct), from_buffer(ct, logits), from_buffer(PI64, target),
              ptr(weight, ct), n, c, p, margin, reduction)

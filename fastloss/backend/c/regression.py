@@ -1,5 +1,5 @@
 """C backend: regression losses and SGD (csrc/regression_tmpl.h, csrc/optim_tmpl.h)."""
-from ._lib import F32 as _F32, from_buffer as _from_buffer, lib, ptr as _ptr
+from ._lib import F32 as _F32, P32 as _P32, P64 as _P64, from_buffer as _from_buffer, lib, ptr as _ptr
 
 def _pick(name):
     return getattr(lib, f"fl_{name}_f32"), getattr(lib, f"fl_{name}_f64")
@@ -10,9 +10,9 @@ def _ew(name):
 
     def run(grad, loss, pred, target, gscale, *hyper):
         if pred.dtype is _F32:
-            f, ct = f32, "float[]"
+            f, ct = f32, _P32
         else:
-            f, ct = f64, "double[]"
+            f, ct = f64, _P64
         return f(_ptr(grad, ct), _ptr(loss, ct), _from_buffer(ct, pred), _from_buffer(ct, target),
                  pred.size, gscale, *hyper)
 
@@ -32,9 +32,9 @@ _sgd = _pick("sgd")
 def sgd(param, momentum_buffer, grad, step, lr, momentum, dampening, weight_decay, grad_scale,
         nesterov, maximize):
     if param.dtype is _F32:
-        f, ct = _sgd[0], "float[]"
+        f, ct = _sgd[0], _P32
     else:
-        f, ct = _sgd[1], "double[]"
+        f, ct = _sgd[1], _P64
     buf = momentum_buffer if momentum != 0.0 else None
     f(_from_buffer(ct, param), _ptr(buf, ct), _from_buffer(ct, grad), param.size, step,
       lr, momentum, dampening, weight_decay, grad_scale, int(nesterov), int(maximize))
