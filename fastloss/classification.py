@@ -4,6 +4,8 @@ Same common semantics as the regression losses (see fastloss.losses): array-like
 computation dtype rules, ``reduction``, ``grad=``, ``out=`` (may be the logits/scores),
 ``backend=``, empty inputs, errors that name the argument and touch nothing.
 """
+import math
+
 import numpy as np
 
 from . import _config
@@ -76,7 +78,7 @@ def cross_entropy(logits, target, *, weight=None, ignore_index=-100, label_smoot
         n, c, s, sample_shape = 1, x.shape[0], 1, ()
     else:
         n, c = x.shape[0], x.shape[1]
-        s = int(np.prod(x.shape[2:], dtype=np.int64))
+        s = math.prod(x.shape[2:])
         sample_shape = (n,) + x.shape[2:]
     if c == 0:
         raise ValueError(f"logits: has no classes (shape {x.shape})")
