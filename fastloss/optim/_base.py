@@ -363,7 +363,7 @@ def _state_ok(s, dt, shape):
             and s.flags.carray)
 
 
-def arrays_ok(param, grad, s1, s2=_NONE, s3=_NONE):
+def arrays_ok(param, grad, s1=_NONE, s2=_NONE, s3=_NONE):
     """The quick test of a functional kernel's arrays (~0.2 us an array): True when all are
     ndarrays of param's dtype (float32/float64) and shape, C-contiguous and aligned, param and
     the states s1..s3 writeable, and each owns its memory and is a distinct object (so no two
@@ -377,6 +377,8 @@ def arrays_ok(param, grad, s1, s2=_NONE, s3=_NONE):
             or grad.base is not None or grad.shape != shape or param is grad
             or not param.flags.carray or not grad.flags.c_contiguous):
         return False
+    if s1 is _NONE:
+        return True
     if not _state_ok(s1, dt, shape) or s1 is param or s1 is grad:
         return False
     if s2 is _NONE:

@@ -1,9 +1,11 @@
 """SGD with momentum, dampening, Nesterov, weight decay: torch.optim.SGD semantics."""
+import numpy as np
+
 from .. import _config
 from .. import _validate as V
-from ._base import Optimizer
+from ._base import Optimizer, arrays_ok, check_arrays
 
-import numpy as np
+_INF = float("inf")
 
 
 def _check(lr, momentum, dampening, weight_decay, nesterov, maximize):
@@ -36,19 +38,24 @@ def sgd_(param, grad, momentum_buffer=None, *, step, lr, momentum=0.0, dampening
       grad_scale: multiplies the gradient first (clipping/loss scaling in the same pass).
     Reference: https://pytorch.org/docs/stable/generated/torch.optim.SGD.html
     """
-    step = V.step_count(step)
-    lr, momentum, dampening, weight_decay, nesterov, maximize = _check(
-        lr, momentum, dampening, weight_decay, nesterov, maximize)
-    grad_scale = V.finite(grad_scale, "grad_scale")
-    V.inplace(param, "param")
-    V.like(grad, "grad", param, "param", writeable=False)
-    arrays = [(param, "param"), (grad, "grad")]
+    if not (type(step) is int and step > 0 and type(lr) is float and lr >= 0.0
+            and type(momentum) is float and momentum >= 0.0 and type(dampening) is float
+            and -_INF < dampening < _INF and type(weight_decay) is float and weight_decay >= 0.0
+            and type(grad_scale) is float and -_INF < grad_scale < _INF
+            and nesterov is False and (maximize is False or maximize is True)):
+        # not the common case (ints, numpy scalars, Nesterov, bad values): full checks
+        step = V.step_count(step)
+        lr, momentum, dampening, weight_decay, nesterov, maximize = _check(
+            lr, momentum, dampening, weight_decay, nesterov, maximize)
+        grad_scale = V.finite(grad_scale, "grad_scale")
     if momentum != 0.0:
         if momentum_buffer is None:
+            V.inplace(param, "param")
             raise ValueError("momentum_buffer: required when momentum != 0")
-        V.like(momentum_buffer, "momentum_buffer", param, "param")
-        arrays.append((momentum_buffer, "momentum_buffer"))
-    V.disjoint(arrays)
+        if not arrays_ok(param, grad, momentum_buffer):
+            check_arrays(param, grad, [(momentum_buffer, "momentum_buffer")])
+    elif not arrays_ok(param, grad):
+        check_arrays(param, grad, [])
     _config.module(backend).sgd(param, momentum_buffer, grad, step, lr, momentum, dampening,
                                 weight_decay, grad_scale, nesterov, maximize)
     return param
