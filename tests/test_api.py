@@ -2,6 +2,7 @@
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 
 import numpy as np
@@ -28,9 +29,14 @@ def test_backends_and_default():
         fastloss.set_backend(old)
 
 
+# Subprocesses run outside the checkout: from its root, `python -c`/`-m` would import the
+# source tree's fastloss/ (no compiled extension) instead of the installed package.
+_OUTSIDE = tempfile.gettempdir()
+
+
 def _python(code, **env):
     e = dict(os.environ, **env)
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=e)
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=e, cwd=_OUTSIDE)
 
 
 def test_environment_variable_picks_backend():
@@ -110,7 +116,8 @@ def test_concurrent_calls_from_8_threads(backend):
 
 
 def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "fastloss", *args], capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-m", "fastloss", *args], capture_output=True, text=True,
+                          cwd=_OUTSIDE)
 
 
 def test_cli_info():

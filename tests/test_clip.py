@@ -149,6 +149,6 @@ def test_matches_torch(case, scale, norm_type, backend, dtype):
             np.testing.assert_array_equal(g[~np.isnan(t)], t[~np.isnan(t)])
         return
     # torch sums in the gradients' dtype; we accumulate in float64 (closer to the exact norm)
-    assert total == pytest.approx(ttotal, rel=10 * np.finfo(dtype).eps * (1 if norm_type == math.inf else 100))
+    assert total == pytest.approx(ttotal, rel=float(10 * np.finfo(dtype).eps * (1 if norm_type == math.inf else 100)))
     for g, t in zip(gs, tgrads):
         assert_close(g, t, dtype, f"clipped grad, norm {norm_type}")
