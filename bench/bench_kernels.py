@@ -1,35 +1,64 @@
-"""pytest-benchmark over the registry: one group per (kernel, n), every fastloss backend and
-PyTorch (when installed) side by side.
+"""pytest-benchmark over the cases of `python -m fastloss bench` (fastloss/_bench.py): one group
+per (kernel, size), holding fastloss c and numba, NumPy as textbooks write it, PyTorch,
+optax/JAX and DeepSpeed (each only when installed) and the roofline (bench/roofline.c: the
+kernel's loads and stores alone, compiled like the library).
 
-Disabled by default (pyproject's addopts has --benchmark-disable), so a plain `pytest` runs
-each case once as a smoke test.  Measure for real with:
+Disabled by default (pyproject's addopts has --benchmark-disable): a plain `pytest` then runs
+each row once, at the smallest sizes only, as a smoke test.  Measure for real with
 
     pytest bench --benchmark-enable --benchmark-group-by=group --benchmark-columns=min,median,rounds
+
+(every size; ids are kernel-size-impl: add `-k "adam-1e6"` to pick cases, --benchmark-json PATH to keep the rows:
+each row's extra_info has the bytes moved, GB/s and the fraction of its roofline).
 """
-import numpy as np
+import os
+
 import pytest
 
-from fastloss import _bench, _config
-from fastloss._registry import LOSSES, OPTIMIZERS
+from fastloss import _bench
 
-SIZES = (1_000, 100_000, 1_000_000, 10_000_000)
-
-try:
-    import torch
-except ImportError:
-    torch = None
-
-IMPLS = tuple(_config.backends()) + (("torch",) if torch is not None else ())
-CASES = ([(k, _bench.loss_impls) for k in LOSSES.values()]
-         + [(k, _bench.optim_impls) for k in OPTIMIZERS.values()])
+ROOFLINE_C = os.path.join(os.path.dirname(os.path.abspath(__file__)), "roofline.c")
+SMOKE_SIZES, SMOKE_SHAPES = (1_000,), ((256, 10),)
 
 
-@pytest.mark.parametrize("n", SIZES, ids=lambda n: f"n={n:.0e}")
-@pytest.mark.parametrize("kernel,make", CASES, ids=[k.name for k, _ in CASES])
-@pytest.mark.parametrize("impl", IMPLS)
-def bench_kernel(benchmark, kernel, make, n, impl):
-    impls, nbytes = make(kernel, n, np.float32, _config.backends(), torch)
-    assert impl in impls, f"no {impl} implementation of {kernel.name}"
-    benchmark.group = f"{kernel.name} n={n:.0e}"
-    benchmark.extra_info["bytes"] = nbytes
-    benchmark(impls[impl])
+def _disabled(config):
+    bs = getattr(config, "_benchmarksession", None)
+    if bs is not None:
+        return bs.disabled
+    return config.getoption("benchmark_disable", False) and not config.getoption("benchmark_enable", False)
+
+
+def pytest_generate_tests(metafunc):
+    """The (case, impl) list, chosen at collection: every size when benchmarks are enabled,
+    the smallest otherwise (a smoke run of every row takes seconds, not minutes)."""
+    if "case" not in metafunc.fixturenames:
+        return
+    smoke = _disabled(metafunc.config)
+    cases = _bench.cases(sizes=SMOKE_SIZES if smoke else _bench.SIZES,
+                         shapes=SMOKE_SHAPES if smoke else _bench.CE_SHAPES)
+    params = [(c, impl) for c in cases for impl in c.impls() + ["roofline"]]
+    metafunc.parametrize("case,impl", params,
+                         ids=[f"{c.kernel}-{c.label.removeprefix('n=')}-{impl}" for c, impl in params])
+
+
+_roofline_time = {}
+
+
+def _roofline_seconds(case):
+    if case not in _roofline_time:
+        _roofline_time[case] = _bench.load_roofline(ROOFLINE_C).seconds(case.pattern, case.elements)[0]
+    return _roofline_time[case]
+
+
+def bench_kernel(benchmark, case, impl):
+    if impl == "roofline":
+        f, detail = _bench.load_roofline(ROOFLINE_C).call(case.pattern, case.elements), str(case.pattern)
+    else:
+        f, detail = _bench.build(case, impl)
+    benchmark.group = case.group
+    benchmark.extra_info.update(bytes=case.nbytes, streams=case.pattern.streams, detail=detail)
+    benchmark(f)
+    if not benchmark.disabled:
+        best = benchmark.stats.stats.min
+        benchmark.extra_info["GB/s"] = case.nbytes / best / 1e9
+        benchmark.extra_info["of_roofline"] = _roofline_seconds(case) / best

@@ -1,4 +1,4 @@
-"""python -m fastloss info | check | bench [--quick]"""
+"""python -m fastloss info | check | bench [--quick] [--kernels ...] [--sizes ...] [--json PATH] [--csv PATH]"""
 import argparse
 import sys
 
@@ -24,11 +24,44 @@ def check(args):
     return 0 if _check.run() else 1
 
 
+def _progress(msg, end="\n"):
+    """Progress on stderr: redrawn in place on a terminal, whole lines only otherwise."""
+    if sys.stderr.isatty():
+        print(msg, end=end, file=sys.stderr, flush=True)
+    elif end == "\n":
+        print(msg.lstrip("\r"), file=sys.stderr, flush=True)
+
+
+def _ints(text):
+    try:
+        return tuple(int(float(s)) for s in text.split(",") if s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated sizes like 1e3,1e6, got {text!r}") from None
+
+
+def _shapes(text):
+    try:
+        return tuple(tuple(int(float(d)) for d in s.lower().split("x")) for s in text.split(",") if s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated shapes like 256x10,4096x1000, got {text!r}") from None
+
+
+def _names(text):
+    return tuple(s.strip() for s in text.split(",") if s.strip())
+
+
 def bench(args):
     from fastloss import _bench
-    sizes = _bench.QUICK_SIZES if args.quick else _bench.SIZES
-    _bench.run(sizes=sizes, quick=args.quick,
-               progress=lambda s: print(s, file=sys.stderr, flush=True))
+    try:
+        result = _bench.run(kernels=args.kernels, sizes=args.sizes, shapes=args.shapes, quick=args.quick,
+                            impls=args.impls, passes=args.passes, progress=_progress)
+    except ValueError as e:
+        print(f"bench: {e}", file=sys.stderr)
+        return 2
+    if args.json:
+        _bench.write_json(args.json, result)
+    if args.csv:
+        _bench.write_csv(args.csv, result["rows"])
     return 0
 
 
@@ -37,8 +70,21 @@ def main(argv=None):
     sub = ap.add_subparsers(dest="cmd", required=True)
     sub.add_parser("info", help="version, backends, SIMD path, numba threading layer, threads")
     sub.add_parser("check", help="every kernel x backend x dtype vs the float64 reference; exit 1 on failure")
-    b = sub.add_parser("bench", help="time every kernel per backend (PyTorch beside it when installed)")
-    b.add_argument("--quick", action="store_true", help="small sizes, short timing loops")
+    b = sub.add_parser("bench", help="every kernel beside its peers (NumPy textbook, PyTorch, optax/JAX, "
+                                     "DeepSpeed when installed) and its memory roofline")
+    b.add_argument("--quick", action="store_true", help="small sizes, short timing loops (well under a minute)")
+    b.add_argument("--kernels", type=_names, metavar="K1,K2",
+                   help="only these kernels (e.g. mse,adam,cross_entropy,adam_flat)")
+    b.add_argument("--sizes", type=_ints, metavar="N1,N2",
+                   help="element counts of the elementwise losses and optimizers (default 1e3,1e5,1e6,1e7)")
+    b.add_argument("--shapes", type=_shapes, metavar="NxC,...",
+                   help="cross-entropy logits shapes (default 256x10,4096x1000,1024x32000)")
+    b.add_argument("--impls", type=_names, metavar="I1,I2",
+                   help="only these rows: c,numba,c-1tensor,reference,textbook,torch,optax,deepspeed,roofline")
+    b.add_argument("--passes", type=int, metavar="N",
+                   help="passes over every case, best per row (default 2; 1 with --quick)")
+    b.add_argument("--json", metavar="PATH", help="write the metadata and every row as JSON")
+    b.add_argument("--csv", metavar="PATH", help="write every row as CSV")
     args = ap.parse_args(argv)
     return {"info": info, "check": check, "bench": bench}[args.cmd](args)
 
