@@ -13,8 +13,6 @@ each row's extra_info has the bytes moved, GB/s and the fraction of its roofline
 """
 import os
 
-import pytest
-
 from fastloss import _bench
 
 ROOFLINE_C = os.path.join(os.path.dirname(os.path.abspath(__file__)), "roofline.c")
