@@ -5,6 +5,11 @@
 
 int64_t fl_first_bad_target(const int64_t *target, int64_t n, int64_t c, int64_t ignore_index)
 {
+    int64_t bad = 0; /* vectorized count first; the position only when something is wrong */
+#pragma omp simd reduction(+:bad)
+    for (int64_t i = 0; i < n; i++)
+        bad += ((target[i] < 0) | (target[i] >= c)) & (target[i] != ignore_index);
+    if (!bad) return -1;
     for (int64_t i = 0; i < n; i++)
         if ((target[i] < 0 || target[i] >= c) && target[i] != ignore_index) return i;
     return -1;

@@ -565,15 +565,25 @@ double SFX(fl_multi_margin)(T *grad, T *loss, const T *logits, const int64_t *ta
 
 /* ========================================================== validation helpers
  * Called by the validation layer before any kernel runs (kernels never check). */
+/* A vectorized count first (no early exit, so the loop vectorizes); the scalar search for
+ * the position runs only when something is wrong. */
 int64_t SFX(fl_first_outside)(const T *x, int64_t n, T lo, T hi)
 {
+    int64_t bad = 0;
+#pragma omp simd reduction(+:bad)
+    for (int64_t i = 0; i < n; i++) bad += !(x[i] >= lo && x[i] <= hi); /* NaN is outside */
+    if (!bad) return -1;
     for (int64_t i = 0; i < n; i++)
-        if (!(x[i] >= lo && x[i] <= hi)) return i; /* NaN is outside */
+        if (!(x[i] >= lo && x[i] <= hi)) return i;
     return -1;
 }
 
 int64_t SFX(fl_first_not_sign)(const T *x, int64_t n)
 {
+    int64_t bad = 0;
+#pragma omp simd reduction(+:bad)
+    for (int64_t i = 0; i < n; i++) bad += (x[i] != (T)1) & (x[i] != (T)-1);
+    if (!bad) return -1;
     for (int64_t i = 0; i < n; i++)
         if (x[i] != (T)1 && x[i] != (T)-1) return i;
     return -1;
