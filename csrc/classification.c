@@ -18,23 +18,27 @@ int64_t fl_first_bad_target(const int64_t *target, int64_t n, int64_t c, int64_t
 #define T float
 #define SFX(name) name##_f32
 #define VEXP fl_expf
+#define VEXPN fl_expf_neg
 #define VLOG fl_logf
 #define VLOG1P fl_log1pf
 #include "classification_tmpl.h"
 #undef T
 #undef SFX
 #undef VEXP
+#undef VEXPN
 #undef VLOG
 #undef VLOG1P
 
 #define T double
 #define SFX(name) name##_f64
 #define VEXP fl_exp
+#define VEXPN fl_exp_neg
 #define VLOG fl_log
 #define VLOG1P fl_log1p
 #include "classification_tmpl.h"
 #undef T
 #undef SFX
 #undef VEXP
+#undef VEXPN
 #undef VLOG
 #undef VLOG1P

@@ -1,8 +1,9 @@
 /* classification_tmpl.h -- classification losses for one floating type: softmax
  * cross-entropy (class indices or probabilities), binary cross-entropy on probabilities and
  * on logits, hinge, squared hinge, multi-class margin.  classification.c includes this file
- * once per dtype with T, SFX(name), VEXP, VLOG, VLOG1P defined (the vectorizable exp/log of
- * vmath.h: glibc's expf would keep these loops scalar).
+ * once per dtype with T, SFX(name), VEXP, VEXPN, VLOG, VLOG1P defined (the vectorizable
+ * exp/log of vmath.h: glibc's expf would keep these loops scalar; VEXPN is exp for x <= 0,
+ * the softmax's, which flushes results below e^-86.5 to 0).
  *
  * Reductions: 0 = none (per-sample losses written to `loss`), 1 = mean, 2 = sum.  Loss sums
  * are accumulated in double; each kernel returns the reduced loss (none: the plain sum). */
@@ -48,7 +49,7 @@ FL_INLINE T SFX(ce_exp_pass)(const SFX(cectx) *cx, const T *x, T *g, const T *q,
 #pragma omp simd reduction(+:s, a, b, d2)
     for (int64_t j = 0; j < C; j++) {
         T d = x[j * S1] - m;
-        T e = VEXP(d);
+        T e = VEXPN(d);
         if (wg) g[j * S1] = e;
         s += e;
         T wj = weighted ? w[j] : (T)1;
@@ -135,105 +136,88 @@ FL_INLINE double SFX(ce_index_row)(const SFX(cectx) *cx, int64_t r, const int un
     return (double)l;
 }
 
-/* Few classes (c <= 32), unit stride: rows are handled 16 at a time.  Each row is copied
- * into a local buffer of L = 16 or 32 lanes padded with -inf (exp(-inf - m) = 0 adds nothing;
- * pads never win the max), so every pass is a fixed-length loop that becomes whole vectors
- * with no scalar remainder; then one vector log serves the 16 rows' log-sum-exps, instead of
- * 16 scalar logs each waiting on the previous row (with 10 classes the generic row loop runs
- * entirely in its scalar remainder: ~10 ns per logit, bench/NOTES.md). */
+/* Few classes (c <= 32), unit stride: 16 rows at a time, transposed into a local buffer
+ * xt[j][k] (class j of the block's row k), so that every step is a vector over the 16 rows:
+ * the max is C-1 vmaxps, the exp is C independent vectors, the sums are C-1 vaddps and one
+ * vector log gives the 16 log-sum-exps.  No horizontal reductions: a row-at-a-time loop
+ * over 10 classes spends its time in two 16-lane shuffle reductions per row (~19 ns per
+ * row) or, without padding, in its scalar remainder (~35 ns); bench/NOTES.md.  The block's
+ * logits are all read before any of its gradient is written, so `grad` may be `logits`;
+ * lanes past the last row (a partial block) hold 0 and are never stored or summed. */
 #define FL_CE_BLOCK 16
-FL_INLINE double SFX(ce_small_block)(const SFX(cectx) *cx, int64_t r0, int64_t nr, const int L,
+FL_INLINE double SFX(ce_small_block)(const SFX(cectx) *cx, int64_t r0, int64_t nr,
                                      const int smooth, const int weighted, const int wg)
 {
+    enum { K = FL_CE_BLOCK };
     const int64_t C = cx->c;
-    T eb[FL_CE_BLOCK][32], Sb[FL_CE_BLOCK], lse[FL_CE_BLOCK], sdb[FL_CE_BLOCK], dyb[FL_CE_BLOCK];
-    T wb[32];
-    for (int j = 0; j < L; j++) wb[j] = 0;
-    for (int64_t j = 0; j < C; j++) wb[j] = weighted ? cx->weight[j] : (T)1;
-    for (int k = 0; k < FL_CE_BLOCK; k++) Sb[k] = 1;
-    /* 1. per row: the max, and d_j = x_j - m into the block buffer (conditional = masked
-     *    loads: copying through a local buffer stores narrow and reloads wide, which stalls
-     *    on store forwarding every row) */
-    const int64_t end = cx->rows * C; /* reading L logits from a row start stays below this */
-    for (int64_t k = 0; k < nr; k++) {
-        const T *x = cx->logits + (r0 + k) * C;
-        const int64_t y = cx->target[r0 + k];
-        T *d = eb[k];
-        if ((r0 + k) * C + L <= end) { /* full-width loads of the row and what follows it */
-#pragma omp simd
-            for (int j = 0; j < L; j++) {
-                const T v = x[j]; /* unconditional: a plain vector load, then a blend */
-                d[j] = j < C ? v : -(T)__builtin_inf();
-            }
-        } else { /* the array's last rows: conditional (masked) loads */
-#pragma omp simd
-            for (int j = 0; j < L; j++) {
-                T v = -(T)__builtin_inf();
-                if (j < C) v = x[j];
-                d[j] = v;
-            }
-        }
-        T m = d[0];
-#pragma omp simd reduction(max:m)
-        for (int j = 0; j < L; j++) m = d[j] > m ? d[j] : m;
-#pragma omp simd
-        for (int j = 0; j < L; j++) d[j] = d[j] - m;
-        dyb[k] = (y == cx->ignore_index ? m : x[y]) - m;
+    const T *x = cx->logits + r0 * C;
+    const T *w = cx->weight;
+    T xt[32][K], m[K], S[K], sd[K], dy[K], wy[K], l[K], live[K];
+    int64_t y[K];
+    for (int k = 0; k < K; k++) {
+        const int64_t t = k < nr ? cx->target[r0 + k] : cx->ignore_index;
+        live[k] = t != cx->ignore_index;
+        y[k] = live[k] ? t : 0;
+        wy[k] = weighted ? w[y[k]] : (T)1;
     }
-    /* 2. one flat exp over the block: 16 rows of independent vectors keep the exp's long
-     *    dependency chain overlapped (one vector per row alone is latency-bound) */
-    T *flat = &eb[0][0];
-    T db[FL_CE_BLOCK * 32];
-    const int64_t nflat = nr * 32;
-    if (smooth)
-        for (int64_t i = 0; i < nflat; i++) db[i] = flat[i];
+    /* the transposition: plain scalar copies (GCC emits no gathers under this CPU's tuning,
+     * and its emulated gather, index extraction plus scalar loads, measured slower) */
+    for (int k = 0; k < K; k++)
+        for (int64_t j = 0; j < C; j++) xt[j][k] = k < nr ? x[k * C + j] : (T)0;
 #pragma omp simd
-    for (int64_t i = 0; i < nflat; i++) flat[i] = VEXP(flat[i]);
-    /* 3. per row sums */
-    for (int64_t k = 0; k < nr; k++) {
-        T S = 0, sd = 0;
-#pragma omp simd reduction(+:S, sd)
-        for (int j = 0; j < L; j++) {
-            S += eb[k][j];
-            if (smooth) sd += wb[j] != 0 ? wb[j] * db[k * 32 + j] : (T)0; /* pads: 0, not 0 * -inf */
-        }
-        Sb[k] = S;
-        sdb[k] = sd;
+    for (int k = 0; k < K; k++) {
+        m[k] = xt[0][k];
+        S[k] = 0;
+        sd[k] = 0;
+        dy[k] = k < nr ? x[k * C + y[k]] : (T)0;
     }
+    for (int64_t j = 1; j < C; j++) {
 #pragma omp simd
-    for (int k = 0; k < FL_CE_BLOCK; k++) lse[k] = VLOG(Sb[k]);
-    const T ome = (T)1 - cx->eps, epsc = cx->eps / (T)C;
-    double total = 0.0;
-    for (int64_t k = 0; k < nr; k++) {
-        const int64_t r = r0 + k, y = cx->target[r];
-        T *g = wg ? cx->grad + r * C : NULL;
-        if (y == cx->ignore_index) { /* zero loss, zero gradient, not in the denominator */
-            if (wg)
-                for (int64_t j = 0; j < C; j++) g[j] = 0;
-            if (cx->loss) cx->loss[r] = 0;
-            continue;
+        for (int k = 0; k < K; k++) m[k] = xt[j][k] > m[k] ? xt[j][k] : m[k];
+    }
+    for (int64_t j = 0; j < C; j++) {
+        const T wj = weighted ? w[j] : (T)1;
+#pragma omp simd
+        for (int k = 0; k < K; k++) {
+            const T d = xt[j][k] - m[k];
+            if (smooth) sd[k] += wj * d;
+            const T e = VEXPN(d);
+            S[k] += e;
+            xt[j][k] = e;
         }
-        const T wy = wb[y];
-        T l, A;
+    }
+    const T ome = (T)1 - cx->eps, epsc = cx->eps / (T)C, gs = cx->gscale;
+    T coef[K], gy[K];
+#pragma omp simd
+    for (int k = 0; k < K; k++) {
+        const T lse = VLOG(S[k]), d = dy[k] - m[k];
+        T A;
         if (smooth) {
-            l = ome * wy * (lse[k] - dyb[k]) + epsc * (cx->wtotal * lse[k] - sdb[k]);
-            A = ome * wy + epsc * cx->wtotal;
+            l[k] = ome * wy[k] * (lse - d) + epsc * (cx->wtotal * lse - sd[k]);
+            A = ome * wy[k] + epsc * cx->wtotal;
         } else {
-            l = wy * (lse[k] - dyb[k]);
-            A = wy;
+            l[k] = wy[k] * (lse - d);
+            A = wy[k];
         }
-        if (cx->loss) cx->loss[r] = l;
-        total += (double)l;
-        if (wg) {
-            const T coef = cx->gscale * A / Sb[k], ge = smooth ? cx->gscale * epsc : (T)0;
-            const T *e = eb[k];
-            const T gy = cx->gscale * (smooth ? ome : (T)1) * wy;
-            T *o = eb[k];
+        l[k] = live[k] != 0 ? l[k] : (T)0;
+        coef[k] = live[k] != 0 ? gs * A / S[k] : (T)0;
+        gy[k] = live[k] != 0 ? gs * (smooth ? ome : (T)1) * wy[k] : (T)0;
+    }
+    double total = 0.0; /* dead lanes hold 0; a fixed tree over 16 lanes, not a 16-add chain */
+#pragma omp simd reduction(+:total)
+    for (int k = 0; k < K; k++) total += (double)l[k];
+    if (cx->loss)
+        for (int k = 0; k < nr; k++) cx->loss[r0 + k] = l[k];
+    if (wg) {
+        T *g = cx->grad + r0 * C;
+        for (int64_t j = 0; j < C; j++) {
+            const T gej = smooth ? gs * epsc * (weighted ? w[j] : (T)1) : (T)0;
 #pragma omp simd
-            for (int j = 0; j < L; j++) o[j] = e[j] * coef - ge * wb[j] - (j == y ? gy : (T)0);
-            /* full-width store, narrow copies out: masked stores measured slower here */
-            for (int64_t j = 0; j < C; j++) g[j] = o[j];
+            for (int k = 0; k < K; k++)
+                xt[j][k] = live[k] != 0 ? xt[j][k] * coef[k] - gej - (y[k] == j ? gy[k] : (T)0) : (T)0;
         }
+        for (int k = 0; k < nr; k++)
+            for (int64_t j = 0; j < C; j++) g[k * C + j] = xt[j][k];
     }
     return total;
 }
@@ -272,19 +256,19 @@ FL_INLINE double SFX(ce_prob_row)(const SFX(cectx) *cx, int64_t r, const int uni
         else                                                                                 \
             for (int64_t r = lo; r < hi; r++) s += SFX(ROW)(cx, r, U, SM, W, 0);             \
     } while (0)
-#define FL_CE_BLOCKS(L, SM, W)                                                               \
+#define FL_CE_BLOCKS(SM, W)                                                                  \
     do {                                                                                     \
         for (int64_t r = lo; r < hi; r += FL_CE_BLOCK) {                                     \
             const int64_t nr = hi - r < FL_CE_BLOCK ? hi - r : FL_CE_BLOCK;                   \
-            s += cx->grad ? SFX(ce_small_block)(cx, r, nr, L, SM, W, 1)                      \
-                          : SFX(ce_small_block)(cx, r, nr, L, SM, W, 0);                     \
+            s += cx->grad ? SFX(ce_small_block)(cx, r, nr, SM, W, 1)                         \
+                          : SFX(ce_small_block)(cx, r, nr, SM, W, 0);                        \
         }                                                                                    \
     } while (0)
-#define FL_CE_SMALL(L)                                                                       \
+#define FL_CE_SMALL()                                                                        \
     do {                                                                                     \
         const int sm = cx->eps != 0, w = cx->weight != NULL;                                 \
-        if (sm) { if (w) FL_CE_BLOCKS(L, 1, 1); else FL_CE_BLOCKS(L, 1, 0); }                \
-        else    { if (w) FL_CE_BLOCKS(L, 0, 1); else FL_CE_BLOCKS(L, 0, 0); }                \
+        if (sm) { if (w) FL_CE_BLOCKS(1, 1); else FL_CE_BLOCKS(1, 0); }                      \
+        else    { if (w) FL_CE_BLOCKS(0, 1); else FL_CE_BLOCKS(0, 0); }                      \
     } while (0)
 #define FL_CE_VARIANTS(ROW, U)                                                               \
     do {                                                                                     \
@@ -298,8 +282,7 @@ FL_CLONES static double SFX(ce_index_chunk)(const void *ctx, int64_t lo, int64_t
     const SFX(cectx) *cx = (const SFX(cectx) *)ctx;
     double s = 0.0;
     if (cx->s != 1) FL_CE_VARIANTS(ce_index_row, 0);
-    else if (cx->c <= 16) FL_CE_SMALL(16);
-    else if (cx->c <= 32) FL_CE_SMALL(32);
+    else if (cx->c <= 32) FL_CE_SMALL();
     else FL_CE_VARIANTS(ce_index_row, 1);
     return s;
 }
@@ -336,8 +319,16 @@ double SFX(fl_cross_entropy)(T *grad, T *loss, const T *logits, const int64_t *t
     double denom = 1.0;
     if (reduction == 1) { /* torch: sum of the targets' weights over the samples not ignored */
         denom = 0.0;
-        for (int64_t r = 0; r < rows; r++)
-            if (target[r] != ignore_index) denom += weight ? (double)weight[target[r]] : 1.0;
+        if (weight) {
+#pragma omp simd reduction(+:denom)
+            for (int64_t r = 0; r < rows; r++)
+                denom += target[r] != ignore_index ? (double)weight[target[r] != ignore_index ? target[r] : 0] : 0.0;
+        } else {
+            int64_t live = 0;
+#pragma omp simd reduction(+:live)
+            for (int64_t r = 0; r < rows; r++) live += target[r] != ignore_index;
+            denom = (double)live;
+        }
     }
     SFX(cectx) cx = {grad, reduction == 0 ? loss : NULL, logits, NULL, weight, target, c, s,
                      ignore_index, label_smoothing, SFX(ce_wtotal)(weight, c),

@@ -8,6 +8,7 @@ right before .view), inlined into the calling kernel, which LLVM then vectorizes
 
     expf(float32) -> float32    logf(float32) -> float32    log1pf(float32) -> float32
     exp(float64) -> float64     log(float64) -> float64     log1p(float64) -> float64
+    expf_neg, exp_neg: e^x for x <= 0 only (the softmax), about half of exp's work
 
 The float32 ones compute in float32 only (float32 module-global constants, integer results
 cast back to int32).  Inlined at the Numba IR level, they are compiled with the calling
@@ -121,6 +122,52 @@ def exp(x):
     k2 = _i64(k - k1)
     y = _i64(_f64(p).view(_i64) + (k1 << 52)).view(_f64) * _i64((k2 + 1023) << 52).view(_f64)
     return y if ax <= _u64(0x7FF0000000000000) else x + x
+
+
+@inline
+def expf_neg(x):
+    """e^x for float32 x <= 0 (the softmax's x - max), flushing results below e^-86.5 to 0
+    (see csrc/vmath.h fl_expf_neg)."""
+    t = x * _INVLN2_F + _SHIFT_F
+    k = _i32(_f32(t).view(_i32) - _i32(0x4B400000))
+    kf = _f32(k)
+    r = x - kf * _EXP_LN2HI_F
+    c = kf * _EXP_LN2LO_F
+    q = _EXPF_Q4
+    q = q * r + _EXPF_Q3
+    q = q * r + _EXPF_Q2
+    q = q * r + _EXPF_Q1
+    q = q * r + _EXPF_Q0
+    em1 = r + (r * r) * q
+    p = _ONE_F + (em1 - c * (_ONE_F + em1))
+    y = _i32(_f32(p).view(_i32) + (k << 23)).view(_f32)
+    y = y if x >= _f32(-86.5) else _f32(0.0)
+    return y if x == x else x
+
+
+@inline
+def exp_neg(x):
+    """e^x for float64 x <= 0, flushing results below e^-707.5 to 0 (csrc/vmath.h fl_exp_neg)."""
+    t = x * _INVLN2_D + _SHIFT_D
+    k = _i32(_f64(t).view(_i64))
+    kf = _f64(k)
+    r = x - kf * _EXP_LN2HI_D
+    c = kf * _EXP_LN2LO_D
+    q = _EXP_Q[9]
+    q = q * r + _EXP_Q[8]
+    q = q * r + _EXP_Q[7]
+    q = q * r + _EXP_Q[6]
+    q = q * r + _EXP_Q[5]
+    q = q * r + _EXP_Q[4]
+    q = q * r + _EXP_Q[3]
+    q = q * r + _EXP_Q[2]
+    q = q * r + _EXP_Q[1]
+    q = q * r + _EXP_Q[0]
+    em1 = r + (r * r) * q
+    p = 1.0 + (em1 - c * (1.0 + em1))
+    y = _i64(_f64(p).view(_i64) + (_i64(k) << 52)).view(_f64)
+    y = y if x >= -707.5 else 0.0
+    return y if x == x else x
 
 
 # ------------------------------------------------------------------ log
