@@ -51,6 +51,8 @@ def set_backend(name):
     global _default
     _check_name(name)
     _default = name
+    from . import _fast
+    _fast.refresh()
 
 
 def get_backend():

@@ -10,6 +10,7 @@ import numpy as np
 
 from . import _config
 from . import _validate as V
+from ._fast import entry as _E
 
 _I64 = np.dtype(np.int64)
 
@@ -67,6 +68,10 @@ def cross_entropy(logits, target, *, weight=None, ignore_index=-100, label_smoot
       ``(loss, grad)`` or ``loss``.
     Reference: https://pytorch.org/docs/stable/generated/torch.nn.functional.cross_entropy.html
     """
+    if backend is None:  # the C fast path, for (N, C) logits and index targets (fastloss._fast)
+        r = _E.cross_entropy(logits, target, weight, ignore_index, label_smoothing, reduction, grad, out)
+        if r is not NotImplemented:
+            return r
     mode = V.reduction_mode(reduction)
     want_grad = V.flag(grad, "grad")
     eps = V.closed_unit(label_smoothing, "label_smoothing")

@@ -11,11 +11,16 @@ Common semantics (shared by every loss in fastloss):
   * ``out``: a writeable C-contiguous array of pred's shape and the computation dtype that
     receives the gradient; it may be ``pred`` itself.
   * empty inputs: "sum" -> 0, "mean" -> nan (as torch), empty gradient.
+
+With the default backend "c", each function first offers its arguments to the C fast path
+(fastloss._fast): the common valid case runs there without the Python checks; anything else
+comes back NotImplemented and takes the checked path below.
 """
 import numpy as np
 
 from . import _config
 from . import _validate as V
+from ._fast import entry as _E
 
 _nan = float("nan")
 
@@ -62,12 +67,20 @@ def mse(pred, target, *, reduction="mean", grad=True, out=None, backend=None):
       ``(loss, grad)``, or ``loss`` when ``grad=False``.
     Matches ``torch.nn.functional.mse_loss`` and its autograd gradient.
     """
+    if backend is None:
+        r = _E.ew(0, pred, target, reduction, grad, out, None)
+        if r is not NotImplemented:
+            return r
     return _ew_loss("mse", pred, target, reduction, grad, out, backend)
 
 
 def smooth_l2(pred, target, *, reduction="mean", grad=True, out=None, backend=None):
     """"Smooth L2": half the squared error, ``l = (pred - target)**2 / 2``, ``dl/dpred =
     pred - target`` (= 0.5 * mse).  Arguments and returns as :func:`mse`."""
+    if backend is None:
+        r = _E.ew(1, pred, target, reduction, grad, out, None)
+        if r is not NotImplemented:
+            return r
     return _ew_loss("smooth_l2", pred, target, reduction, grad, out, backend)
 
 
@@ -75,6 +88,10 @@ def mae(pred, target, *, reduction="mean", grad=True, out=None, backend=None):
     """Mean absolute error (L1): ``l = |pred - target|``, ``dl/dpred = sign(pred - target)``,
     0 where the error is 0 (and where it is NaN), as ``torch.nn.functional.l1_loss``.
     Arguments and returns as :func:`mse`."""
+    if backend is None:
+        r = _E.ew(2, pred, target, reduction, grad, out, None)
+        if r is not NotImplemented:
+            return r
     return _ew_loss("mae", pred, target, reduction, grad, out, backend)
 
 
@@ -86,6 +103,10 @@ def huber(pred, target, *, delta=1.0, reduction="mean", grad=True, out=None, bac
     ``l = d**2 / 2`` where ``|d| < delta``, else ``delta * (|d| - delta / 2)``;
     ``dl/dpred = clip(d, -delta, delta)``.  ``delta > 0``.  Other arguments as :func:`mse`.
     Reference: Huber, "Robust Estimation of a Location Parameter" (1964)."""
+    if backend is None:
+        r = _E.ew(3, pred, target, reduction, grad, out, delta)
+        if r is not NotImplemented:
+            return r
     delta = V.positive(delta, "delta")
     return _ew_loss("huber", pred, target, reduction, grad, out, backend, delta)
 
@@ -95,5 +116,9 @@ def smooth_l1(pred, target, *, beta=1.0, reduction="mean", grad=True, out=None, 
     ``|d| < beta``, else ``|d| - beta / 2``; ``dl/dpred = clip(d / beta, -1, 1)``.
     ``beta >= 0``; ``beta = 0`` is exactly L1 (:func:`mae`).  Other arguments as :func:`mse`.
     Reference: Girshick, "Fast R-CNN" (2015)."""
+    if backend is None:
+        r = _E.ew(4, pred, target, reduction, grad, out, beta)
+        if r is not NotImplemented:
+            return r
     beta = V.nonneg(beta, "beta")
     return _ew_loss("smooth_l1", pred, target, reduction, grad, out, backend, beta)

@@ -3,6 +3,7 @@ import numpy as np
 
 from .. import _config
 from .. import _validate as V
+from .._fast import entry as _E
 from ._base import Optimizer, arrays_ok, check_arrays
 
 _INF = float("inf")
@@ -33,6 +34,10 @@ def adagrad_(param, grad, state_sum, *, step, lr=1e-2, lr_decay=0.0, weight_deca
     No two arrays may share memory; nothing is written unless every check passes.
     Reference: https://pytorch.org/docs/stable/generated/torch.optim.Adagrad.html
     """
+    if backend is None:  # the C fast path (fastloss._fast); NotImplemented: the checks below
+        r = _E.adagrad(param, grad, state_sum, step, lr, lr_decay, weight_decay, eps, maximize, grad_scale)
+        if r is not NotImplemented:
+            return r
     if not (type(step) is int and step > 0 and type(lr) is float and lr >= 0.0
             and type(lr_decay) is float and lr_decay >= 0.0 and type(weight_decay) is float
             and weight_decay >= 0.0 and type(eps) is float and eps >= 0.0

@@ -3,6 +3,7 @@ import numpy as np
 
 from .. import _config
 from .. import _validate as V
+from .._fast import entry as _E
 from ._base import Optimizer, arrays_ok, check_arrays
 
 _INF = float("inf")
@@ -65,6 +66,11 @@ def adamw_(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq=None, *, step, lr=1e
 def _adam(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, step, lr, beta1, beta2, eps,
           weight_decay, decoupled_weight_decay, amsgrad, maximize, grad_scale, backend):
     """adam_ and adamw_: validate (the common case the quick way), then dispatch."""
+    if backend is None:  # the C fast path (fastloss._fast); NotImplemented: the checks below
+        r = _E.adam(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, step, lr, beta1, beta2, eps,
+                    weight_decay, decoupled_weight_decay, amsgrad, maximize, grad_scale)
+        if r is not NotImplemented:
+            return r
     if not (type(step) is int and step > 0 and type(lr) is float and lr >= 0.0
             and type(beta1) is float and 0.0 <= beta1 < 1.0 and type(beta2) is float
             and 0.0 <= beta2 < 1.0 and type(eps) is float and eps >= 0.0

@@ -3,6 +3,7 @@ import numpy as np
 
 from .. import _config
 from .. import _validate as V
+from .._fast import entry as _E
 from ._base import Optimizer, arrays_ok, check_arrays
 
 _INF = float("inf")
@@ -39,6 +40,11 @@ def rmsprop_(param, grad, square_avg, momentum_buffer=None, grad_avg=None, *, st
     No two arrays may share memory; nothing is written unless every check passes.
     Reference: https://pytorch.org/docs/stable/generated/torch.optim.RMSprop.html
     """
+    if backend is None:  # the C fast path (fastloss._fast); NotImplemented: the checks below
+        r = _E.rmsprop(param, grad, square_avg, momentum_buffer, grad_avg, step, lr, alpha, eps,
+                       weight_decay, momentum, centered, maximize, grad_scale)
+        if r is not NotImplemented:
+            return r
     if not (type(step) is int and step > 0 and type(lr) is float and lr >= 0.0
             and type(alpha) is float and alpha >= 0.0 and type(eps) is float and eps >= 0.0
             and type(weight_decay) is float and weight_decay >= 0.0 and type(momentum) is float

@@ -3,6 +3,7 @@ import numpy as np
 
 from .. import _config
 from .. import _validate as V
+from .._fast import entry as _E
 from ._base import Optimizer, arrays_ok, check_arrays
 
 _INF = float("inf")
@@ -38,6 +39,11 @@ def sgd_(param, grad, momentum_buffer=None, *, step, lr, momentum=0.0, dampening
       grad_scale: multiplies the gradient first (clipping/loss scaling in the same pass).
     Reference: https://pytorch.org/docs/stable/generated/torch.optim.SGD.html
     """
+    if backend is None:  # the C fast path (fastloss._fast); NotImplemented: the checks below
+        r = _E.sgd(param, grad, momentum_buffer, step, lr, momentum, dampening, nesterov, weight_decay,
+                   maximize, grad_scale)
+        if r is not NotImplemented:
+            return r
     if not (type(step) is int and step > 0 and type(lr) is float and lr >= 0.0
             and type(momentum) is float and momentum >= 0.0 and type(dampening) is float
             and -_INF < dampening < _INF and type(weight_decay) is float and weight_decay >= 0.0

@@ -1,0 +1,553 @@
+/* entry.c -- fastloss._entry: the public functions' fast path, in C.
+ *
+ * A call from Python with small arrays is mostly interpreter work: validation, dispatch,
+ * cffi pointer conversion (bench/NOTES.md: ~2-3 us of a 3 us call at n = 1e3, the kernel
+ * 0.1-0.3 us).  Each function here takes a public function's arguments as they came, and
+ * when they are the common, already valid case -- exact ndarrays, C-contiguous, aligned,
+ * float32/float64 of one dtype and shape, writeable where written, no overlaps, Python
+ * floats/ints/bools in range -- it calls the kernel and returns the public function's
+ * result.  Otherwise it returns NotImplemented and touches nothing: the caller runs its
+ * checked Python path, which converts what may be converted and raises the error that
+ * names the argument.  So the rules live in one place (fastloss/_validate.py and the
+ * public functions); this file only recognises a subset of what they accept.
+ *
+ * The kernels are not compiled in here: fastloss/_fast.py binds their addresses from the
+ * cffi module (one copy of the kernels and of their thread settings).  This is the only C
+ * that knows Python; the kernels stay plain C (csrc/fastloss.h).
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+/* ------------------------------------------------------------------ bound objects */
+
+enum {
+    K_MSE, K_SMOOTH_L2, K_MAE, K_HUBER, K_SMOOTH_L1, K_SGD, K_ADAM, K_ADAGRAD, K_RMSPROP,
+    K_CROSS_ENTROPY, K_FIRST_BAD_TARGET, K_COUNT
+};
+static const char *const kernel_names[K_COUNT] = {
+    "mse", "smooth_l2", "mae", "huber", "smooth_l1", "sgd", "adam", "adagrad", "rmsprop",
+    "cross_entropy", "first_bad_target",
+};
+static void *kern[K_COUNT][2]; /* [kernel][0: float32, 1: float64] */
+static int enabled;            /* the default backend is "c" and every kernel is bound */
+static PyObject *nd_type, *scalar_type[2], *empty_like;
+
+#define NOT_MINE Py_RETURN_NOTIMPLEMENTED
+/* Kernels longer than this run without the GIL (as cffi calls do); shorter ones keep it:
+ * releasing and taking it back costs more than their whole run. */
+#define NOGIL_MIN 32768
+
+/* ------------------------------------------------------------------ arguments */
+
+typedef struct {
+    Py_buffer v;
+    int held;
+    int dt;        /* 0 float32, 1 float64, 2 int64 */
+    int64_t n;     /* elements */
+} arr_t;
+
+static void release(arr_t *a)
+{
+    if (a->held) PyBuffer_Release(&a->v);
+    a->held = 0;
+}
+
+/* o as an exact ndarray, C-contiguous, aligned, of a float dtype (or int64 if want_int);
+ * writeable if asked.  0 (no Python error set) when it is not that. */
+static int get(PyObject *o, arr_t *a, int writeable, int want_int)
+{
+    a->held = 0;
+    if (Py_TYPE(o) != (PyTypeObject *)nd_type) return 0;
+    if (PyObject_GetBuffer(o, &a->v, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writeable ? PyBUF_WRITABLE : 0)) < 0) {
+        PyErr_Clear();
+        return 0;
+    }
+    a->held = 1;
+    const char *f = a->v.format;
+    int dt = -1;
+    if (f && f[0] && !f[1]) {
+        if (!want_int && f[0] == 'f' && a->v.itemsize == 4) dt = 0;
+        else if (!want_int && f[0] == 'd' && a->v.itemsize == 8) dt = 1;
+        else if (want_int && (f[0] == 'l' || f[0] == 'q') && a->v.itemsize == 8) dt = 2;
+    }
+    if (dt < 0 || ((uintptr_t)a->v.buf % (uintptr_t)a->v.itemsize) != 0) {
+        release(a);
+        return 0;
+    }
+    a->dt = dt;
+    a->n = (int64_t)(a->v.len / a->v.itemsize);
+    return 1;
+}
+
+static int same_shape(const arr_t *a, const arr_t *b)
+{
+    return a->v.ndim == b->v.ndim &&
+           (a->v.ndim == 0 || !memcmp(a->v.shape, b->v.shape, (size_t)a->v.ndim * sizeof(Py_ssize_t)));
+}
+
+static int overlap(const arr_t *a, const arr_t *b)
+{
+    const char *p = a->v.buf, *q = b->v.buf;
+    return a->v.len > 0 && b->v.len > 0 && p < q + b->v.len && q < p + a->v.len;
+}
+
+/* x is a Python float (exactly), stored in *v */
+static int pyfloat(PyObject *x, double *v)
+{
+    if (!PyFloat_CheckExact(x)) return 0;
+    *v = PyFloat_AS_DOUBLE(x);
+    return 1;
+}
+
+static int pybool(PyObject *x, int *v)
+{
+    if (x == Py_True) { *v = 1; return 1; }
+    if (x == Py_False) { *v = 0; return 1; }
+    return 0;
+}
+
+/* an exact int that fits int64 */
+static int pyint(PyObject *x, int64_t *v)
+{
+    if (!PyLong_CheckExact(x)) return 0;
+    int overflow = 0;
+    long long r = PyLong_AsLongLongAndOverflow(x, &overflow);
+    if (overflow || (r == -1 && PyErr_Occurred())) {
+        PyErr_Clear();
+        return 0;
+    }
+    *v = (int64_t)r;
+    return 1;
+}
+
+/* "mean" -> 1, "sum" -> 2 (the only reductions taken here), else 0 */
+static int reduction_mode(PyObject *r)
+{
+    if (!PyUnicode_Check(r)) return 0;
+    if (PyUnicode_CompareWithASCIIString(r, "mean") == 0) return 1;
+    if (PyUnicode_CompareWithASCIIString(r, "sum") == 0) return 2;
+    return 0;
+}
+
+/* The gradient buffer of a loss: out (validated: like x, writeable, and either one of the
+ * inputs exactly or apart from both) or a new array like x.  Returns a new reference with
+ * g filled, NULL with no error when out is not acceptable, NULL with an error on failure. */
+static PyObject *grad_buffer(PyObject *out, PyObject *x_obj, const arr_t *x, const arr_t *t, arr_t *g)
+{
+    if (out == Py_None) {
+        PyObject *r = PyObject_CallOneArg(empty_like, x_obj);
+        if (!r) return NULL;
+        if (!get(r, g, 1, 0)) { /* cannot happen for empty_like of a C-contiguous array */
+            Py_DECREF(r);
+            PyErr_SetString(PyExc_RuntimeError, "fastloss._entry: empty_like gave an unusable array");
+            return NULL;
+        }
+        return r;
+    }
+    if (!get(out, g, 1, 0)) return NULL;
+    if (g->dt != x->dt || !same_shape(g, x) ||
+        (overlap(g, x) && g->v.buf != x->v.buf) || (overlap(g, t) && g->v.buf != t->v.buf)) {
+        release(g);
+        return NULL;
+    }
+    Py_INCREF(out);
+    return out;
+}
+
+static PyObject *scalar(int dt, double v)
+{
+    PyObject *f = PyFloat_FromDouble(v);
+    if (!f) return NULL;
+    PyObject *r = PyObject_CallOneArg(scalar_type[dt], f);
+    Py_DECREF(f);
+    return r;
+}
+
+/* (loss, grad) or loss, as the public losses return them; steals grad */
+static PyObject *loss_result(int dt, double total, PyObject *grad)
+{
+    PyObject *loss = scalar(dt, total);
+    if (!loss || !grad) {
+        Py_XDECREF(grad);
+        return loss;
+    }
+    PyObject *r = PyTuple_Pack(2, loss, grad);
+    Py_DECREF(loss);
+    Py_DECREF(grad);
+    return r;
+}
+
+/* ------------------------------------------------------------------ regression losses */
+
+typedef double (*ew32_fn)(float *, float *, const float *, const float *, int64_t, float);
+typedef double (*ew64_fn)(double *, double *, const double *, const double *, int64_t, double);
+typedef double (*ew32h_fn)(float *, float *, const float *, const float *, int64_t, float, float);
+typedef double (*ew64h_fn)(double *, double *, const double *, const double *, int64_t, double, double);
+
+/* ew(kernel, pred, target, reduction, grad, out, hyper): fastloss.losses' mse, smooth_l2,
+ * mae, huber (hyper = delta > 0), smooth_l1 (hyper = beta >= 0); hyper None for the others. */
+static PyObject *ew(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    if (nargs != 7 || !enabled) NOT_MINE;
+    int64_t k;
+    int want_grad, mode;
+    double h = 0.0;
+    if (!pyint(args[0], &k) || k < K_MSE || k > K_SMOOTH_L1) NOT_MINE;
+    if (!(mode = reduction_mode(args[3])) || !pybool(args[4], &want_grad)) NOT_MINE;
+    if (k == K_HUBER && !(pyfloat(args[6], &h) && h > 0.0)) NOT_MINE;
+    if (k == K_SMOOTH_L1 && !(pyfloat(args[6], &h) && h >= 0.0)) NOT_MINE;
+    if (!want_grad && args[5] != Py_None) NOT_MINE;
+    arr_t p = {0}, t = {0}, g = {0};
+    if (!get(args[1], &p, 0, 0)) NOT_MINE;
+    if (!get(args[2], &t, 0, 0) || t.dt != p.dt || !same_shape(&p, &t) || p.n == 0) {
+        release(&p);
+        release(&t);
+        NOT_MINE;
+    }
+    PyObject *gobj = NULL;
+    if (want_grad) {
+        gobj = grad_buffer(args[5], args[1], &p, &t, &g);
+        if (!gobj) {
+            release(&p);
+            release(&t);
+            if (PyErr_Occurred()) return NULL;
+            NOT_MINE;
+        }
+    }
+    const int64_t n = p.n;
+    const double gscale = mode == 1 ? 1.0 / (double)n : 1.0;
+    double s;
+    PyThreadState *ts = n >= NOGIL_MIN ? PyEval_SaveThread() : NULL;
+    float *g32 = g.held ? g.v.buf : NULL;
+    double *g64 = g.held ? g.v.buf : NULL;
+    if (k >= K_HUBER)
+        s = p.dt == 0 ? ((ew32h_fn)kern[k][0])(g32, NULL, p.v.buf, t.v.buf, n, (float)gscale, (float)h)
+                      : ((ew64h_fn)kern[k][1])(g64, NULL, p.v.buf, t.v.buf, n, gscale, h);
+    else
+        s = p.dt == 0 ? ((ew32_fn)kern[k][0])(g32, NULL, p.v.buf, t.v.buf, n, (float)gscale)
+                      : ((ew64_fn)kern[k][1])(g64, NULL, p.v.buf, t.v.buf, n, gscale);
+    if (ts) PyEval_RestoreThread(ts);
+    const int dt = p.dt;
+    release(&p);
+    release(&t);
+    release(&g);
+    return loss_result(dt, mode == 1 ? s / (double)n : s, gobj);
+}
+
+/* ------------------------------------------------------------------ optimizers */
+
+/* param (writeable), grad (read) and nstate state arrays (writeable), all one dtype and
+ * shape, no two overlapping.  On success every buffer in a[0..count) is held. */
+static int opt_arrays(PyObject *const *objs, int count, arr_t *a)
+{
+    for (int i = 0; i < count; i++) {
+        if (!get(objs[i], &a[i], i != 1, 0) ||
+            (i > 0 && (a[i].dt != a[0].dt || !same_shape(&a[i], &a[0])))) {
+            for (int j = 0; j <= i; j++) release(&a[j]);
+            return 0;
+        }
+        for (int j = 0; j < i; j++)
+            if (overlap(&a[i], &a[j])) {
+                for (int m = 0; m <= i; m++) release(&a[m]);
+                return 0;
+            }
+    }
+    return 1;
+}
+
+static void release_all(arr_t *a, int count)
+{
+    for (int i = 0; i < count; i++) release(&a[i]);
+}
+
+typedef void (*sgd32_fn)(float *, float *, const float *, int64_t, int64_t, float, float, float, float, float, int, int);
+typedef void (*sgd64_fn)(double *, double *, const double *, int64_t, int64_t, double, double, double, double, double, int, int);
+
+/* sgd(param, grad, momentum_buffer, step, lr, momentum, dampening, nesterov, weight_decay,
+ *     maximize, grad_scale) -> param */
+static PyObject *sgd(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    if (nargs != 11 || !enabled) NOT_MINE;
+    int64_t step;
+    double lr, mom, damp, wd, gs;
+    int nesterov, maximize;
+    if (!pyint(args[3], &step) || step < 1 || !pyfloat(args[4], &lr) || !(lr >= 0.0) ||
+        !pyfloat(args[5], &mom) || !(mom >= 0.0) || !pyfloat(args[6], &damp) || !isfinite(damp) ||
+        !pybool(args[7], &nesterov) || !pyfloat(args[8], &wd) || !(wd >= 0.0) ||
+        !pybool(args[9], &maximize) || !pyfloat(args[10], &gs) || !isfinite(gs) ||
+        (nesterov && !(mom > 0.0 && damp == 0.0)))
+        NOT_MINE;
+    arr_t a[3] = {0};
+    const int count = mom != 0.0 ? 3 : 2;
+    if (!opt_arrays(args, count, a)) NOT_MINE;
+    PyThreadState *ts = a[0].n >= NOGIL_MIN ? PyEval_SaveThread() : NULL;
+    void *buf = count == 3 ? a[2].v.buf : NULL;
+    if (a[0].dt == 0)
+        ((sgd32_fn)kern[K_SGD][0])(a[0].v.buf, buf, a[1].v.buf, a[0].n, step, (float)lr, (float)mom,
+                                   (float)damp, (float)wd, (float)gs, nesterov, maximize);
+    else
+        ((sgd64_fn)kern[K_SGD][1])(a[0].v.buf, buf, a[1].v.buf, a[0].n, step, lr, mom, damp, wd, gs,
+                                   nesterov, maximize);
+    if (ts) PyEval_RestoreThread(ts);
+    release_all(a, count);
+    Py_INCREF(args[0]);
+    return args[0];
+}
+
+typedef void (*adam32_fn)(float *, float *, float *, float *, const float *, int64_t, int64_t, double,
+                          double, double, double, double, double, int, int, int);
+typedef void (*adam64_fn)(double *, double *, double *, double *, const double *, int64_t, int64_t, double,
+                          double, double, double, double, double, int, int, int);
+
+/* adam(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, step, lr, beta1, beta2, eps,
+ *      weight_decay, decoupled_weight_decay, amsgrad, maximize, grad_scale) -> param */
+static PyObject *adam(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    if (nargs != 15 || !enabled) NOT_MINE;
+    int64_t step;
+    double lr, b1, b2, eps, wd, gs;
+    int decoupled, amsgrad, maximize;
+    if (!pyint(args[5], &step) || step < 1 || !pyfloat(args[6], &lr) || !(lr >= 0.0) ||
+        !pyfloat(args[7], &b1) || !(b1 >= 0.0 && b1 < 1.0) || !pyfloat(args[8], &b2) ||
+        !(b2 >= 0.0 && b2 < 1.0) || !pyfloat(args[9], &eps) || !(eps >= 0.0) ||
+        !pyfloat(args[10], &wd) || !(wd >= 0.0) || !pybool(args[11], &decoupled) ||
+        !pybool(args[12], &amsgrad) || !pybool(args[13], &maximize) || !pyfloat(args[14], &gs) ||
+        !isfinite(gs))
+        NOT_MINE;
+    arr_t a[5] = {0};
+    const int count = amsgrad ? 5 : 4;
+    if (!opt_arrays(args, count, a)) NOT_MINE;
+    PyThreadState *ts = a[0].n >= NOGIL_MIN ? PyEval_SaveThread() : NULL;
+    void *vmax = amsgrad ? a[4].v.buf : NULL;
+    if (a[0].dt == 0)
+        ((adam32_fn)kern[K_ADAM][0])(a[0].v.buf, a[2].v.buf, a[3].v.buf, vmax, a[1].v.buf, a[0].n, step, lr,
+                                     b1, b2, eps, wd, gs, decoupled, amsgrad, maximize);
+    else
+        ((adam64_fn)kern[K_ADAM][1])(a[0].v.buf, a[2].v.buf, a[3].v.buf, vmax, a[1].v.buf, a[0].n, step, lr,
+                                     b1, b2, eps, wd, gs, decoupled, amsgrad, maximize);
+    if (ts) PyEval_RestoreThread(ts);
+    release_all(a, count);
+    Py_INCREF(args[0]);
+    return args[0];
+}
+
+typedef void (*adagrad32_fn)(float *, float *, const float *, int64_t, int64_t, double, double, double,
+                             double, double, int);
+typedef void (*adagrad64_fn)(double *, double *, const double *, int64_t, int64_t, double, double, double,
+                             double, double, int);
+
+/* adagrad(param, grad, state_sum, step, lr, lr_decay, weight_decay, eps, maximize,
+ *         grad_scale) -> param */
+static PyObject *adagrad(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    if (nargs != 10 || !enabled) NOT_MINE;
+    int64_t step;
+    double lr, decay, wd, eps, gs;
+    int maximize;
+    if (!pyint(args[3], &step) || step < 1 || !pyfloat(args[4], &lr) || !(lr >= 0.0) ||
+        !pyfloat(args[5], &decay) || !(decay >= 0.0) || !pyfloat(args[6], &wd) || !(wd >= 0.0) ||
+        !pyfloat(args[7], &eps) || !(eps >= 0.0) || !pybool(args[8], &maximize) ||
+        !pyfloat(args[9], &gs) || !isfinite(gs))
+        NOT_MINE;
+    arr_t a[3] = {0};
+    if (!opt_arrays(args, 3, a)) NOT_MINE;
+    PyThreadState *ts = a[0].n >= NOGIL_MIN ? PyEval_SaveThread() : NULL;
+    if (a[0].dt == 0)
+        ((adagrad32_fn)kern[K_ADAGRAD][0])(a[0].v.buf, a[2].v.buf, a[1].v.buf, a[0].n, step, lr, decay, wd,
+                                           eps, gs, maximize);
+    else
+        ((adagrad64_fn)kern[K_ADAGRAD][1])(a[0].v.buf, a[2].v.buf, a[1].v.buf, a[0].n, step, lr, decay, wd,
+                                           eps, gs, maximize);
+    if (ts) PyEval_RestoreThread(ts);
+    release_all(a, 3);
+    Py_INCREF(args[0]);
+    return args[0];
+}
+
+typedef void (*rmsprop32_fn)(float *, float *, float *, float *, const float *, int64_t, double, double,
+                             double, double, double, double, int, int);
+typedef void (*rmsprop64_fn)(double *, double *, double *, double *, const double *, int64_t, double, double,
+                             double, double, double, double, int, int);
+
+/* rmsprop(param, grad, square_avg, momentum_buffer, grad_avg, step, lr, alpha, eps,
+ *         weight_decay, momentum, centered, maximize, grad_scale) -> param */
+static PyObject *rmsprop(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    if (nargs != 14 || !enabled) NOT_MINE;
+    int64_t step;
+    double lr, alpha, eps, wd, mom, gs;
+    int centered, maximize;
+    if (!pyint(args[5], &step) || step < 1 || !pyfloat(args[6], &lr) || !(lr >= 0.0) ||
+        !pyfloat(args[7], &alpha) || !(alpha >= 0.0) || !pyfloat(args[8], &eps) || !(eps >= 0.0) ||
+        !pyfloat(args[9], &wd) || !(wd >= 0.0) || !pyfloat(args[10], &mom) || !(mom >= 0.0) ||
+        !pybool(args[11], &centered) || !pybool(args[12], &maximize) || !pyfloat(args[13], &gs) ||
+        !isfinite(gs))
+        NOT_MINE;
+    /* arrays in use, in order: param, grad, square_avg, [momentum_buffer], [grad_avg] */
+    PyObject *objs[5] = {args[0], args[1], args[2], NULL, NULL};
+    int count = 3, ib = -1, ia = -1;
+    if (mom > 0.0) objs[ib = count++] = args[3];
+    if (centered) objs[ia = count++] = args[4];
+    arr_t a[5] = {0};
+    if (!opt_arrays(objs, count, a)) NOT_MINE;
+    PyThreadState *ts = a[0].n >= NOGIL_MIN ? PyEval_SaveThread() : NULL;
+    void *buf = ib > 0 ? a[ib].v.buf : NULL, *avg = ia > 0 ? a[ia].v.buf : NULL;
+    if (a[0].dt == 0)
+        ((rmsprop32_fn)kern[K_RMSPROP][0])(a[0].v.buf, a[2].v.buf, buf, avg, a[1].v.buf, a[0].n, lr, alpha,
+                                           eps, wd, mom, gs, centered, maximize);
+    else
+        ((rmsprop64_fn)kern[K_RMSPROP][1])(a[0].v.buf, a[2].v.buf, buf, avg, a[1].v.buf, a[0].n, lr, alpha,
+                                           eps, wd, mom, gs, centered, maximize);
+    if (ts) PyEval_RestoreThread(ts);
+    release_all(a, count);
+    Py_INCREF(args[0]);
+    return args[0];
+}
+
+/* ------------------------------------------------------------------ cross-entropy */
+
+typedef double (*ce32_fn)(float *, float *, const float *, const int64_t *, const float *, int64_t,
+                          int64_t, int64_t, int64_t, float, int);
+typedef double (*ce64_fn)(double *, double *, const double *, const int64_t *, const double *, int64_t,
+                          int64_t, int64_t, int64_t, double, int);
+typedef int64_t (*bad_target_fn)(const int64_t *, int64_t, int64_t, int64_t);
+
+/* cross_entropy(logits, target, weight, ignore_index, label_smoothing, reduction, grad, out):
+ * (N, C) logits, int64 class indices (N,), no class weights, "mean" or "sum", every target
+ * in [0, C) or ignore_index (else the Python path names the bad one). */
+static PyObject *cross_entropy(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    if (nargs != 8 || !enabled || args[2] != Py_None) NOT_MINE;
+    int64_t ignore;
+    double eps;
+    int mode, want_grad;
+    if (!pyint(args[3], &ignore) || !pyfloat(args[4], &eps) || !(eps >= 0.0 && eps <= 1.0) ||
+        !(mode = reduction_mode(args[5])) || !pybool(args[6], &want_grad) ||
+        (!want_grad && args[7] != Py_None))
+        NOT_MINE;
+    arr_t x = {0}, t = {0}, g = {0};
+    if (!get(args[0], &x, 0, 0)) NOT_MINE;
+    if (x.v.ndim != 2 || x.v.shape[0] < 1 || x.v.shape[1] < 1 || !get(args[1], &t, 0, 1) ||
+        t.v.ndim != 1 || t.v.shape[0] != x.v.shape[0]) {
+        release(&x);
+        release(&t);
+        NOT_MINE;
+    }
+    const int64_t n = x.v.shape[0], c = x.v.shape[1];
+    if (((bad_target_fn)kern[K_FIRST_BAD_TARGET][0])(t.v.buf, n, c, ignore) >= 0) {
+        release(&x);
+        release(&t);
+        NOT_MINE;
+    }
+    PyObject *gobj = NULL;
+    if (want_grad) {
+        gobj = grad_buffer(args[7], args[0], &x, &t, &g);
+        if (!gobj) {
+            release(&x);
+            release(&t);
+            if (PyErr_Occurred()) return NULL;
+            NOT_MINE;
+        }
+    }
+    double s;
+    PyThreadState *ts = n * c >= NOGIL_MIN ? PyEval_SaveThread() : NULL;
+    if (x.dt == 0)
+        s = ((ce32_fn)kern[K_CROSS_ENTROPY][0])(g.held ? g.v.buf : NULL, NULL, x.v.buf, t.v.buf, NULL, n, c,
+                                                1, ignore, (float)eps, mode);
+    else
+        s = ((ce64_fn)kern[K_CROSS_ENTROPY][1])(g.held ? g.v.buf : NULL, NULL, x.v.buf, t.v.buf, NULL, n, c,
+                                                1, ignore, eps, mode);
+    if (ts) PyEval_RestoreThread(ts);
+    const int dt = x.dt;
+    release(&x);
+    release(&t);
+    release(&g);
+    return loss_result(dt, s, gobj);
+}
+
+/* ------------------------------------------------------------------ binding */
+
+/* bind(name, address_f32, address_f64): a kernel's addresses (fastloss/_fast.py) */
+static PyObject *bind(PyObject *self, PyObject *args)
+{
+    (void)self;
+    const char *name;
+    unsigned long long a32, a64;
+    if (!PyArg_ParseTuple(args, "sKK", &name, &a32, &a64)) return NULL;
+    for (int k = 0; k < K_COUNT; k++)
+        if (!strcmp(name, kernel_names[k])) {
+            kern[k][0] = (void *)(uintptr_t)a32;
+            kern[k][1] = (void *)(uintptr_t)a64;
+            Py_RETURN_NONE;
+        }
+    PyErr_Format(PyExc_ValueError, "bind: unknown kernel %s", name);
+    return NULL;
+}
+
+/* setup(ndarray, float32, float64, empty_like): the NumPy objects the fast path uses */
+static PyObject *setup(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *o[4];
+    if (!PyArg_ParseTuple(args, "OOOO", &o[0], &o[1], &o[2], &o[3])) return NULL;
+    PyObject **dst[4] = {&nd_type, &scalar_type[0], &scalar_type[1], &empty_like};
+    for (int i = 0; i < 4; i++) {
+        Py_INCREF(o[i]);
+        Py_XSETREF(*dst[i], o[i]);
+    }
+    Py_RETURN_NONE;
+}
+
+/* enable(flag): take the fast path (only when the default backend is "c") */
+static PyObject *enable(PyObject *self, PyObject *arg)
+{
+    (void)self;
+    int on = PyObject_IsTrue(arg);
+    if (on < 0) return NULL;
+    if (on) {
+        if (!nd_type) {
+            PyErr_SetString(PyExc_RuntimeError, "enable: setup() first");
+            return NULL;
+        }
+        for (int k = 0; k < K_COUNT; k++)
+            if (!kern[k][0] || !kern[k][1]) {
+                PyErr_Format(PyExc_RuntimeError, "enable: kernel %s is not bound", kernel_names[k]);
+                return NULL;
+            }
+    }
+    enabled = on;
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef methods[] = {
+    {"ew", (PyCFunction)(void (*)(void))ew, METH_FASTCALL, "elementwise regression loss fast path"},
+    {"sgd", (PyCFunction)(void (*)(void))sgd, METH_FASTCALL, "sgd_ fast path"},
+    {"adam", (PyCFunction)(void (*)(void))adam, METH_FASTCALL, "adam_/adamw_ fast path"},
+    {"adagrad", (PyCFunction)(void (*)(void))adagrad, METH_FASTCALL, "adagrad_ fast path"},
+    {"rmsprop", (PyCFunction)(void (*)(void))rmsprop, METH_FASTCALL, "rmsprop_ fast path"},
+    {"cross_entropy", (PyCFunction)(void (*)(void))cross_entropy, METH_FASTCALL, "cross_entropy fast path"},
+    {"bind", bind, METH_VARARGS, "bind(name, address_f32, address_f64)"},
+    {"setup", setup, METH_VARARGS, "setup(ndarray, float32, float64, empty_like)"},
+    {"enable", enable, METH_O, "enable(flag)"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "fastloss._entry",
+    "The public functions' fast path in C (csrc/pyentry/entry.c); see fastloss/_fast.py.", -1, methods,
+    NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__entry(void)
+{
+    return PyModule_Create(&module);
+}

@@ -1,0 +1,59 @@
+"""The C fast path of the public functions (csrc/pyentry/entry.c), bound to the C kernels.
+
+``entry.<name>(...)`` takes a public function's arguments and returns its result when they
+are the common valid case, else ``NotImplemented`` (nothing touched): the caller then runs
+its checked Python path.  It is on only while the default backend is "c" (refresh() is
+called by set_backend); with no C extension, ``entry`` is a stand-in that always declines.
+"""
+from . import _config
+
+
+class _Declines:
+    """Stand-in when the C extension is not built: every fast path declines."""
+
+    @staticmethod
+    def _no(*args):
+        return NotImplemented
+
+    ew = sgd = adam = adagrad = rmsprop = cross_entropy = _no
+
+    @staticmethod
+    def enable(flag):
+        pass
+
+
+# the kernels the fast path calls: entry.c's name -> (float32 symbol, float64 symbol)
+_KERNELS = {name: (f"fl_{name}_f32", f"fl_{name}_f64")
+            for name in ("mse", "smooth_l2", "mae", "huber", "smooth_l1", "sgd", "adam", "adagrad",
+                         "rmsprop", "cross_entropy")}
+_KERNELS["first_bad_target"] = ("fl_first_bad_target", "fl_first_bad_target")
+
+
+def _load():
+    try:
+        import numpy as np
+
+        from . import _entry
+        from ._fastloss_c import ffi, lib
+    except ImportError:
+        return _Declines()
+    for name, syms in _KERNELS.items():
+        _entry.bind(name, *(int(ffi.cast("uintptr_t", ffi.addressof(lib, s))) for s in syms))
+    _entry.setup(np.ndarray, np.float32, np.float64, np.empty_like)
+    return _entry
+
+
+entry = _load()
+
+
+def refresh():
+    """Fast path on iff the default backend is "c" (an invalid $FASTLOSS_BACKEND: off, so
+    that the checked path reports it)."""
+    try:
+        on = _config.get_backend() == "c"
+    except ValueError:
+        on = False
+    entry.enable(on)
+
+
+refresh()

@@ -1,0 +1,163 @@
+"""The C fast path of the public functions (csrc/pyentry/entry.c, fastloss/_fast.py).
+
+It must give exactly the checked path's results (the same kernels, the same scalars), take
+the common case (or it is pointless), and decline everything else without touching a buffer,
+so that the checked path converts or raises as documented.
+"""
+import numpy as np
+import pytest
+
+import fastloss
+from fastloss import _fast, optim
+
+E = _fast.entry
+DTYPES = [np.float32, np.float64]
+REGRESSION = [("mse", 0, {}), ("smooth_l2", 1, {}), ("mae", 2, {}), ("huber", 3, {"delta": 0.7}),
+              ("smooth_l1", 4, {"beta": 0.3}), ("smooth_l1", 4, {"beta": 0.0})]
+
+
+def _pair(rng, dt, n=1001):
+    return rng.standard_normal(n).astype(dt), rng.standard_normal(n).astype(dt)
+
+
+def test_fast_path_is_built_and_on():
+    assert E.__name__ == "fastloss._entry", "the C fast path was not built"
+    p = np.ones(3, np.float32)
+    assert E.ew(0, p, p, "mean", True, None, None) is not NotImplemented
+
+
+@pytest.mark.parametrize("dt", DTYPES)
+@pytest.mark.parametrize("name,kid,kw", REGRESSION)
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_regression_same_bits_as_checked_path(rng, dt, name, kid, kw, reduction):
+    p, t = _pair(rng, dt)
+    fn = getattr(fastloss, name)
+    hyper = next(iter(kw.values()), None)
+    fast = E.ew(kid, p, t, reduction, True, None, hyper)
+    assert fast is not NotImplemented
+    slow = fn(p, t, reduction=reduction, backend="c", **kw)
+    assert type(fast[0]) is type(slow[0]) and fast[0] == slow[0]
+    np.testing.assert_array_equal(fast[1], slow[1])
+    # out=, out=pred, grad=False, through the public function
+    g = np.empty_like(p)
+    loss, g2 = fn(p, t, reduction=reduction, out=g, **kw)
+    assert g2 is g and loss == slow[0]
+    np.testing.assert_array_equal(g, slow[1])
+    pc = p.copy()
+    _, g3 = fn(pc, t, reduction=reduction, out=pc, **kw)
+    assert g3 is pc
+    np.testing.assert_array_equal(pc, slow[1])
+    assert fn(p, t, reduction=reduction, grad=False, **kw) == slow[0]
+
+
+@pytest.mark.parametrize("dt", DTYPES)
+def test_optimizers_same_bits_as_checked_path(rng, dt):
+    n = 777
+    cases = [
+        (optim.sgd_, 1, dict(step=3, lr=0.1, momentum=0.9, dampening=0.1, weight_decay=0.01)),
+        (optim.sgd_, 1, dict(step=2, lr=0.1, momentum=0.9, nesterov=True, maximize=True)),
+        (optim.sgd_, 0, dict(step=1, lr=0.1)),
+        (optim.adam_, 2, dict(step=3, lr=1e-2, weight_decay=0.1)),
+        (optim.adamw_, 3, dict(step=5, lr=1e-2, amsgrad=True, grad_scale=0.5)),
+        (optim.adagrad_, 1, dict(step=4, lr=0.1, lr_decay=0.01, weight_decay=0.1)),
+        (optim.rmsprop_, 3, dict(step=2, lr=1e-2, momentum=0.9, centered=True)),
+        (optim.rmsprop_, 1, dict(step=2, lr=1e-2)),
+    ]
+    for fn, nstate, kw in cases:
+        p, g = _pair(rng, dt, n)
+        states = [np.abs(rng.standard_normal(n)).astype(dt) for _ in range(nstate)]
+        ref = [a.copy() for a in [p, *states]]
+        out = fn(p, g, *states, **kw)
+        assert out is p
+        fn(ref[0], g, *ref[1:], backend="c", **kw)
+        for a, b in zip([p, *states], ref):
+            np.testing.assert_array_equal(a, b, err_msg=f"{fn.__name__} {kw}")
+
+
+@pytest.mark.parametrize("dt", DTYPES)
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_cross_entropy_same_bits_as_checked_path(rng, dt, reduction):
+    for n, c in [(1, 1), (17, 10), (256, 10), (33, 1000)]:
+        x = rng.standard_normal((n, c)).astype(dt)
+        y = rng.integers(0, c, n)
+        y[::5] = -100
+        fast = E.cross_entropy(x, y, None, -100, 0.1, reduction, True, None)
+        assert fast is not NotImplemented
+        slow = fastloss.cross_entropy(x, y, label_smoothing=0.1, reduction=reduction, backend="c")
+        assert type(fast[0]) is type(slow[0])
+        np.testing.assert_array_equal(fast[0], slow[0])   # nan (all ignored, mean) included
+        np.testing.assert_array_equal(fast[1], slow[1])
+        xc = x.copy()
+        loss, g = fastloss.cross_entropy(xc, y, label_smoothing=0.1, reduction=reduction, out=xc)
+        assert g is xc
+        np.testing.assert_array_equal(loss, slow[0])
+        np.testing.assert_array_equal(xc, slow[1])
+
+
+def test_declines_what_is_not_the_common_case(rng):
+    p, t = _pair(rng, np.float32, 100)
+    g = np.empty_like(p)
+    declined = [
+        E.ew(0, p, t, "none", True, None, None),              # reduction none
+        E.ew(0, p, t.astype(np.float64), "mean", True, None, None),   # mixed dtypes
+        E.ew(0, p, t[:50], "mean", True, None, None),          # shapes differ
+        E.ew(0, p[::2], t[::2], "mean", True, None, None),     # not contiguous
+        E.ew(0, list(p), t, "mean", True, None, None),         # not an ndarray
+        E.ew(3, p, t, "mean", True, None, 1),                  # int delta (the checked path converts)
+        E.ew(3, p, t, "mean", True, None, -1.0),               # bad delta
+        E.ew(0, p, t, "mean", 1, None, None),                  # grad not a bool
+        E.ew(0, p, t, "mean", True, g[:50], None),             # out of the wrong shape
+        E.ew(0, p, t, "mean", False, g, None),                 # out with grad=False
+        E.ew(0, p[:0], t[:0], "mean", True, None, None),       # empty: the checked path's nan
+        E.sgd(p, t, None, 1, 0.1, 0.9, 0.0, False, 0.0, False, 1.0),  # momentum without buffer
+        E.sgd(p, t, None, 0, 0.1, 0.0, 0.0, False, 0.0, False, 1.0),  # step 0
+        E.sgd(p, t, None, 1, 0.1, 0.0, 0.0, True, 0.0, False, 1.0),   # nesterov without momentum
+        E.adam(p, t, g, g, None, 1, 1e-3, 0.9, 0.999, 1e-8, 0.0, False, False, False, 1.0),  # m is v
+        E.adam(p, t, g, g.copy(), None, 1, 1e-3, 1.0, 0.999, 1e-8, 0.0, False, False, False, 1.0),
+        E.adam(p, t, g, g.copy(), None, 1, 1e-3, 0.9, 0.999, 1e-8, 0.0, False, True, False, 1.0),
+    ]
+    for i, r in enumerate(declined):
+        assert r is NotImplemented, f"case {i} was taken"
+    x = rng.standard_normal((8, 5)).astype(np.float32)
+    y = rng.integers(0, 5, 8)
+    for args in [(x, y.astype(np.int32), None, -100, 0.0, "mean", True, None),   # int32 targets
+                 (x, np.where(y == 0, 7, y), None, -100, 0.0, "mean", True, None),  # bad target
+                 (x, y, np.ones(5, np.float32), -100, 0.0, "mean", True, None),   # class weights
+                 (x, y, None, -100, 1.5, "mean", True, None),                      # smoothing > 1
+                 (x[0], y[:1], None, -100, 0.0, "mean", True, None),               # unbatched
+                 (np.zeros((3, 0), np.float32), [0, 0, 0], None, -100, 0.0, "mean", True, None)]:
+        assert E.cross_entropy(*args) is NotImplemented
+
+
+def test_declined_calls_still_work_or_raise_named_errors(rng):
+    p, t = _pair(rng, np.float32, 100)
+    loss, _ = fastloss.huber(p, t, delta=1)
+    assert loss == fastloss.huber(p, t, delta=1.0)[0]
+    g = np.empty(100, np.float32)
+    g.setflags(write=False)
+    with pytest.raises(ValueError, match="out: is read-only"):
+        fastloss.mse(p, t, out=g)
+    buf = np.zeros(150, np.float32)
+    before = buf.copy()
+    with pytest.raises(ValueError, match="partially overlaps"):
+        fastloss.mse(buf[:100], t, out=buf[50:])
+    np.testing.assert_array_equal(buf, before)
+    with pytest.raises(ValueError, match="share memory"):
+        optim.adam_(buf[:100], t, buf[50:], np.zeros(100, np.float32), step=1)
+    np.testing.assert_array_equal(buf, before)
+    x = rng.standard_normal((4, 3)).astype(np.float32)
+    with pytest.raises(ValueError, match=r"class index 9 at position \(2,\)"):
+        fastloss.cross_entropy(x, np.array([0, 1, 9, 2]))
+
+
+def test_off_unless_the_default_backend_is_c(rng):
+    p, t = _pair(rng, np.float32, 10)
+    try:
+        fastloss.set_backend("numpy")
+        assert E.ew(0, p, t, "mean", True, None, None) is NotImplemented
+        assert fastloss.get_backend() == "numpy"
+        loss, _ = fastloss.mse(p, t)   # runs on the reference backend
+        assert loss.dtype == np.float32
+    finally:
+        fastloss.set_backend("c")
+    assert E.ew(0, p, t, "mean", True, None, None) is not NotImplemented
