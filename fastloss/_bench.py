@@ -689,6 +689,13 @@ def _loss_name(case):
     return "cross_entropy" if case.kernel == "cross_entropy_nograd" else case.kernel
 
 
+def _backend_arg(impl):
+    """The backend= of a fastloss row: None for the default backend, as a user calls it (so
+    the default "c" row includes the C fast path, fastloss._fast), else the name."""
+    backend = "numpy" if impl == "reference" else impl
+    return None if backend == _config.get_backend() else backend
+
+
 def _build_loss(case, impl, d):
     name = _loss_name(case)
     k = ALL_LOSSES[name]
@@ -696,7 +703,7 @@ def _build_loss(case, impl, d):
     grad = case.kernel != "cross_entropy_nograd"
     x, t, out = d["x"], d["t"], d["out"]
     if impl in ("c", "numba", "reference"):
-        backend = "numpy" if impl == "reference" else impl
+        backend = _backend_arg(impl)
         if grad:
             return (lambda: k.func(x, t, out=out, backend=backend, **hyper)), "loss + grad, out="
         return (lambda: k.func(x, t, grad=False, backend=backend, **hyper)), "loss only"
@@ -743,7 +750,7 @@ def _build_optim(case, impl, d):
     opts, hyper = _optim_hyper(name)
     p, g = d["p"].copy(), d["g"]
     if impl in ("c", "numba", "reference"):
-        backend = "numpy" if impl == "reference" else impl
+        backend = _backend_arg(impl)
         state = {s: np.zeros_like(p) for s in k.state(opts)}
         return (lambda: k.func(p, g, step=2, backend=backend, **state, **hyper)), f"optim.{name}_"
     if impl == "textbook":

@@ -15,7 +15,7 @@ class _Declines:
     def _no(*args):
         return NotImplemented
 
-    ew = sgd = adam = adagrad = rmsprop = cross_entropy = _no
+    ew = binary = sgd = adam = adagrad = rmsprop = cross_entropy = _no
 
     @staticmethod
     def enable(flag):
@@ -25,7 +25,9 @@ class _Declines:
 # the kernels the fast path calls: entry.c's name -> (float32 symbol, float64 symbol)
 _KERNELS = {name: (f"fl_{name}_f32", f"fl_{name}_f64")
             for name in ("mse", "smooth_l2", "mae", "huber", "smooth_l1", "sgd", "adam", "adagrad",
-                         "rmsprop", "cross_entropy")}
+                         "rmsprop", "cross_entropy", "binary_cross_entropy",
+                         "binary_cross_entropy_with_logits", "hinge", "squared_hinge", "first_outside",
+                         "first_not_sign")}
 _KERNELS["first_bad_target"] = ("fl_first_bad_target", "fl_first_bad_target")
 
 

@@ -152,6 +152,10 @@ def binary_cross_entropy(prob, target, *, weight=None, reduction="mean", grad=Tr
     ``target`` has prob's shape; ``weight`` broadcasts to it (NumPy rules).
     Other arguments as every fastloss loss.
     """
+    if backend is None and weight is None:  # the C fast path (fastloss._fast)
+        r = _E.binary(11, prob, target, reduction, grad, out, None)
+        if r is not NotImplemented:
+            return r
     mode = V.reduction_mode(reduction)
     want_grad = V.flag(grad, "grad")
     p, t, dt = _elementwise_pair(prob, target, "prob")
@@ -180,6 +184,10 @@ def binary_cross_entropy_with_logits(logits, target, *, weight=None, pos_weight=
     ``pos_weight``: positive-class weights along the last axis (shape (C,) or broadcastable
     to it, C = logits.shape[-1]); ``weight`` broadcasts to the logits' shape.
     """
+    if backend is None and weight is None and pos_weight is None:  # the C fast path
+        r = _E.binary(12, logits, target, reduction, grad, out, None)
+        if r is not NotImplemented:
+            return r
     mode = V.reduction_mode(reduction)
     want_grad = V.flag(grad, "grad")
     x, t, dt = _elementwise_pair(logits, target, "logits")
@@ -195,6 +203,10 @@ def binary_cross_entropy_with_logits(logits, target, *, weight=None, pos_weight=
 
 
 def _hinge(name, scores, target, margin, weight, reduction, grad, out, backend):
+    if backend is None and weight is None:  # the C fast path (fastloss._fast)
+        r = _E.binary(13 if name == "hinge" else 14, scores, target, reduction, grad, out, margin)
+        if r is not NotImplemented:
+            return r
     mode = V.reduction_mode(reduction)
     want_grad = V.flag(grad, "grad")
     margin = V.finite(margin, "margin")

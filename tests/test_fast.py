@@ -51,6 +51,43 @@ def test_regression_same_bits_as_checked_path(rng, dt, name, kid, kw, reduction)
 
 
 @pytest.mark.parametrize("dt", DTYPES)
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize("name,kid", [("binary_cross_entropy", 11), ("binary_cross_entropy_with_logits", 12),
+                                      ("hinge", 13), ("squared_hinge", 14)])
+def test_binary_same_bits_as_checked_path(rng, dt, reduction, name, kid):
+    n = 1003
+    if name == "binary_cross_entropy":
+        x, t = rng.random(n).astype(dt), rng.random(n).astype(dt)
+    else:
+        x, t = rng.standard_normal(n).astype(dt) * 3, np.where(rng.random(n) < 0.5, -1, 1).astype(dt)
+        if name == "binary_cross_entropy_with_logits":
+            t = (t + 1) / 2
+    margin = 0.7 if "hinge" in name else None
+    kw = {} if margin is None else {"margin": margin}
+    fast = E.binary(kid, x, t, reduction, True, None, margin)
+    assert fast is not NotImplemented
+    fn = getattr(fastloss, name)
+    slow = fn(x, t, reduction=reduction, backend="c", **kw)
+    assert type(fast[0]) is type(slow[0]) and fast[0] == slow[0]
+    np.testing.assert_array_equal(fast[1], slow[1])
+    xc = x.copy()
+    loss, g = fn(xc, t, reduction=reduction, out=xc, **kw)
+    assert g is xc and loss == slow[0]
+    np.testing.assert_array_equal(xc, slow[1])
+    bad_x = x.copy()
+    bad_t = t.copy()
+    if name == "binary_cross_entropy":
+        bad_x[7] = 1.5
+    elif "hinge" in name:
+        bad_t[7] = 0.5
+    else:
+        return
+    assert E.binary(kid, bad_x, bad_t, reduction, True, None, margin) is NotImplemented
+    with pytest.raises(ValueError, match=r"position \(7,\)"):
+        fn(bad_x, bad_t, **kw)
+
+
+@pytest.mark.parametrize("dt", DTYPES)
 def test_optimizers_same_bits_as_checked_path(rng, dt):
     n = 777
     cases = [

@@ -25,11 +25,13 @@
 
 enum {
     K_MSE, K_SMOOTH_L2, K_MAE, K_HUBER, K_SMOOTH_L1, K_SGD, K_ADAM, K_ADAGRAD, K_RMSPROP,
-    K_CROSS_ENTROPY, K_FIRST_BAD_TARGET, K_COUNT
+    K_CROSS_ENTROPY, K_FIRST_BAD_TARGET, K_BCE, K_BCE_LOGITS, K_HINGE, K_SQUARED_HINGE,
+    K_FIRST_OUTSIDE, K_FIRST_NOT_SIGN, K_COUNT
 };
 static const char *const kernel_names[K_COUNT] = {
     "mse", "smooth_l2", "mae", "huber", "smooth_l1", "sgd", "adam", "adagrad", "rmsprop",
-    "cross_entropy", "first_bad_target",
+    "cross_entropy", "first_bad_target", "binary_cross_entropy", "binary_cross_entropy_with_logits",
+    "hinge", "squared_hinge", "first_outside", "first_not_sign",
 };
 static void *kern[K_COUNT][2]; /* [kernel][0: float32, 1: float64] */
 static int enabled;            /* the default backend is "c" and every kernel is bound */
@@ -236,6 +238,78 @@ static PyObject *ew(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     release(&t);
     release(&g);
     return loss_result(dt, mode == 1 ? s / (double)n : s, gobj);
+}
+
+/* ------------------------------------------------------------------ binary losses */
+
+typedef double (*bce32_fn)(float *, float *, const float *, const float *, const float *, int64_t, int);
+typedef double (*bce64_fn)(double *, double *, const double *, const double *, const double *, int64_t, int);
+typedef double (*bcel32_fn)(float *, float *, const float *, const float *, const float *, const float *,
+                            int64_t, int64_t, int);
+typedef double (*bcel64_fn)(double *, double *, const double *, const double *, const double *,
+                            const double *, int64_t, int64_t, int);
+typedef double (*hinge32_fn)(float *, float *, const float *, const float *, const float *, int64_t, float, int);
+typedef double (*hinge64_fn)(double *, double *, const double *, const double *, const double *, int64_t,
+                             double, int);
+typedef int64_t (*outside32_fn)(const float *, int64_t, float, float);
+typedef int64_t (*outside64_fn)(const double *, int64_t, double, double);
+typedef int64_t (*notsign32_fn)(const float *, int64_t);
+typedef int64_t (*notsign64_fn)(const double *, int64_t);
+
+/* binary(kernel, x, target, reduction, grad, out, margin): binary_cross_entropy (every prob
+ * in [0, 1]), binary_cross_entropy_with_logits, hinge and squared_hinge (every target -1 or
+ * +1, margin a finite float; None for the other two), without weights. */
+static PyObject *binary(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    if (nargs != 7 || !enabled) NOT_MINE;
+    int64_t k;
+    int want_grad, mode;
+    double margin = 0.0;
+    if (!pyint(args[0], &k) || k < K_BCE || k > K_SQUARED_HINGE) NOT_MINE;
+    if (!(mode = reduction_mode(args[3])) || !pybool(args[4], &want_grad)) NOT_MINE;
+    if (k >= K_HINGE && !(pyfloat(args[6], &margin) && isfinite(margin))) NOT_MINE;
+    if (!want_grad && args[5] != Py_None) NOT_MINE;
+    arr_t x = {0}, t = {0}, g = {0};
+    if (!get(args[1], &x, 0, 0)) NOT_MINE;
+    int ok = get(args[2], &t, 0, 0) && t.dt == x.dt && same_shape(&x, &t) && x.n > 0;
+    if (ok && k == K_BCE)
+        ok = (x.dt == 0 ? ((outside32_fn)kern[K_FIRST_OUTSIDE][0])(x.v.buf, x.n, 0.0f, 1.0f)
+                        : ((outside64_fn)kern[K_FIRST_OUTSIDE][1])(x.v.buf, x.n, 0.0, 1.0)) < 0;
+    if (ok && k >= K_HINGE)
+        ok = (x.dt == 0 ? ((notsign32_fn)kern[K_FIRST_NOT_SIGN][0])(t.v.buf, t.n)
+                        : ((notsign64_fn)kern[K_FIRST_NOT_SIGN][1])(t.v.buf, t.n)) < 0;
+    PyObject *gobj = NULL;
+    if (ok && want_grad) {
+        gobj = grad_buffer(args[5], args[1], &x, &t, &g);
+        ok = gobj != NULL;
+    }
+    if (!ok) {
+        release(&x);
+        release(&t);
+        if (PyErr_Occurred()) return NULL;
+        NOT_MINE;
+    }
+    const int64_t n = x.n, c = x.v.ndim ? x.v.shape[x.v.ndim - 1] : 1;
+    float *g32 = g.held ? g.v.buf : NULL;
+    double *g64 = g.held ? g.v.buf : NULL;
+    double s;
+    PyThreadState *ts = n >= NOGIL_MIN ? PyEval_SaveThread() : NULL;
+    if (k == K_BCE)
+        s = x.dt == 0 ? ((bce32_fn)kern[k][0])(g32, NULL, x.v.buf, t.v.buf, NULL, n, mode)
+                      : ((bce64_fn)kern[k][1])(g64, NULL, x.v.buf, t.v.buf, NULL, n, mode);
+    else if (k == K_BCE_LOGITS)
+        s = x.dt == 0 ? ((bcel32_fn)kern[k][0])(g32, NULL, x.v.buf, t.v.buf, NULL, NULL, n, c, mode)
+                      : ((bcel64_fn)kern[k][1])(g64, NULL, x.v.buf, t.v.buf, NULL, NULL, n, c, mode);
+    else
+        s = x.dt == 0 ? ((hinge32_fn)kern[k][0])(g32, NULL, x.v.buf, t.v.buf, NULL, n, (float)margin, mode)
+                      : ((hinge64_fn)kern[k][1])(g64, NULL, x.v.buf, t.v.buf, NULL, n, margin, mode);
+    if (ts) PyEval_RestoreThread(ts);
+    const int dt = x.dt;
+    release(&x);
+    release(&t);
+    release(&g);
+    return loss_result(dt, s, gobj);
 }
 
 /* ------------------------------------------------------------------ optimizers */
@@ -535,6 +609,7 @@ static PyMethodDef methods[] = {
     {"adagrad", (PyCFunction)(void (*)(void))adagrad, METH_FASTCALL, "adagrad_ fast path"},
     {"rmsprop", (PyCFunction)(void (*)(void))rmsprop, METH_FASTCALL, "rmsprop_ fast path"},
     {"cross_entropy", (PyCFunction)(void (*)(void))cross_entropy, METH_FASTCALL, "cross_entropy fast path"},
+    {"binary", (PyCFunction)(void (*)(void))binary, METH_FASTCALL, "BCE, BCE with logits, hinge fast path"},
     {"bind", bind, METH_VARARGS, "bind(name, address_f32, address_f64)"},
     {"setup", setup, METH_VARARGS, "setup(ndarray, float32, float64, empty_like)"},
     {"enable", enable, METH_O, "enable(flag)"},
