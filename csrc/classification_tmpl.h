@@ -143,22 +143,33 @@ FL_INLINE double SFX(ce_index_row)(const SFX(cectx) *cx, int64_t r, const int un
  * over 10 classes spends its time in two 16-lane shuffle reductions per row (~19 ns per
  * row) or, without padding, in its scalar remainder (~35 ns); bench/NOTES.md.  The block's
  * logits are all read before any of its gradient is written, so `grad` may be `logits`;
- * lanes past the last row (a partial block) hold 0 and are never stored or summed. */
+ * lanes past the last row (a partial block) hold 0 and are never stored or summed.  soft:
+ * probability targets, transposed the same way (qt), instead of class indices. */
 #define FL_CE_BLOCK 16
-FL_INLINE double SFX(ce_small_block)(const SFX(cectx) *cx, int64_t r0, int64_t nr,
+FL_INLINE double SFX(ce_small_block)(const SFX(cectx) *cx, int64_t r0, int64_t nr, const int soft,
                                      const int smooth, const int weighted, const int wg)
 {
     enum { K = FL_CE_BLOCK };
     const int64_t C = cx->c;
     const T *x = cx->logits + r0 * C;
     const T *w = cx->weight;
-    T xt[32][K], m[K], S[K], sd[K], dy[K], wy[K], l[K], live[K];
+    T xt[32][K], qt[soft ? 32 : 1][K], m[K], S[K], sd[K], dy[K], wy[K], l[K], live[K];
+    T qa[K], qb[K]; /* probability targets: sum_j q'_j w_j and sum_j q'_j w_j (x_j - m) */
     int64_t y[K];
+    const T ome = (T)1 - cx->eps, epsc = cx->eps / (T)C, gs = cx->gscale;
     for (int k = 0; k < K; k++) {
-        const int64_t t = k < nr ? cx->target[r0 + k] : cx->ignore_index;
-        live[k] = t != cx->ignore_index;
+        const int64_t t = soft ? 0 : k < nr ? cx->target[r0 + k] : cx->ignore_index;
+        live[k] = soft ? k < nr : t != cx->ignore_index;
         y[k] = live[k] ? t : 0;
         wy[k] = weighted ? w[y[k]] : (T)1;
+        qa[k] = 0;
+        qb[k] = 0;
+    }
+    if (soft) { /* q'_j = (1 - eps) q_j + eps / C, transposed like the logits */
+        const T *q = cx->prob + r0 * C;
+        for (int k = 0; k < K; k++)
+            for (int64_t j = 0; j < C; j++)
+                qt[j][k] = k < nr ? (smooth ? ome * q[k * C + j] + epsc : q[k * C + j]) : (T)0;
     }
     /* the transposition: plain scalar copies (GCC emits no gathers under this CPU's tuning,
      * and its emulated gather, index extraction plus scalar loads, measured slower) */
@@ -169,7 +180,7 @@ FL_INLINE double SFX(ce_small_block)(const SFX(cectx) *cx, int64_t r0, int64_t n
         m[k] = xt[0][k];
         S[k] = 0;
         sd[k] = 0;
-        dy[k] = k < nr ? x[k * C + y[k]] : (T)0;
+        dy[k] = k < nr && !soft ? x[k * C + y[k]] : (T)0;
     }
     for (int64_t j = 1; j < C; j++) {
 #pragma omp simd
@@ -180,19 +191,26 @@ FL_INLINE double SFX(ce_small_block)(const SFX(cectx) *cx, int64_t r0, int64_t n
 #pragma omp simd
         for (int k = 0; k < K; k++) {
             const T d = xt[j][k] - m[k];
-            if (smooth) sd[k] += wj * d;
+            if (soft) {
+                qa[k] += qt[j][k] * wj;
+                qb[k] += qt[j][k] * wj * d;
+            } else if (smooth) {
+                sd[k] += wj * d;
+            }
             const T e = VEXPN(d);
             S[k] += e;
             xt[j][k] = e;
         }
     }
-    const T ome = (T)1 - cx->eps, epsc = cx->eps / (T)C, gs = cx->gscale;
     T coef[K], gy[K];
 #pragma omp simd
     for (int k = 0; k < K; k++) {
         const T lse = VLOG(S[k]), d = dy[k] - m[k];
         T A;
-        if (smooth) {
+        if (soft) {
+            l[k] = qa[k] * lse - qb[k]; /* -sum_j q'_j w_j log p_j */
+            A = qa[k];
+        } else if (smooth) {
             l[k] = ome * wy[k] * (lse - d) + epsc * (cx->wtotal * lse - sd[k]);
             A = ome * wy[k] + epsc * cx->wtotal;
         } else {
@@ -201,7 +219,7 @@ FL_INLINE double SFX(ce_small_block)(const SFX(cectx) *cx, int64_t r0, int64_t n
         }
         l[k] = live[k] != 0 ? l[k] : (T)0;
         coef[k] = live[k] != 0 ? gs * A / S[k] : (T)0;
-        gy[k] = live[k] != 0 ? gs * (smooth ? ome : (T)1) * wy[k] : (T)0;
+        gy[k] = live[k] != 0 && !soft ? gs * (smooth ? ome : (T)1) * wy[k] : (T)0;
     }
     double total = 0.0; /* dead lanes hold 0; a fixed tree over 16 lanes, not a 16-add chain */
 #pragma omp simd reduction(+:total)
@@ -211,10 +229,12 @@ FL_INLINE double SFX(ce_small_block)(const SFX(cectx) *cx, int64_t r0, int64_t n
     if (wg) {
         T *g = cx->grad + r0 * C;
         for (int64_t j = 0; j < C; j++) {
-            const T gej = smooth ? gs * epsc * (weighted ? w[j] : (T)1) : (T)0;
+            const T wj = weighted ? w[j] : (T)1, gej = smooth && !soft ? gs * epsc * wj : (T)0;
 #pragma omp simd
-            for (int k = 0; k < K; k++)
-                xt[j][k] = live[k] != 0 ? xt[j][k] * coef[k] - gej - (y[k] == j ? gy[k] : (T)0) : (T)0;
+            for (int k = 0; k < K; k++) {
+                const T tgt = soft ? gs * qt[j][k] * wj : gej + (y[k] == j ? gy[k] : (T)0);
+                xt[j][k] = live[k] != 0 ? xt[j][k] * coef[k] - tgt : (T)0;
+            }
         }
         for (int k = 0; k < nr; k++)
             for (int64_t j = 0; j < C; j++) g[k * C + j] = xt[j][k];
@@ -256,19 +276,19 @@ FL_INLINE double SFX(ce_prob_row)(const SFX(cectx) *cx, int64_t r, const int uni
         else                                                                                 \
             for (int64_t r = lo; r < hi; r++) s += SFX(ROW)(cx, r, U, SM, W, 0);             \
     } while (0)
-#define FL_CE_BLOCKS(SM, W)                                                                  \
+#define FL_CE_BLOCKS(SOFT, SM, W)                                                            \
     do {                                                                                     \
         for (int64_t r = lo; r < hi; r += FL_CE_BLOCK) {                                     \
             const int64_t nr = hi - r < FL_CE_BLOCK ? hi - r : FL_CE_BLOCK;                   \
-            s += cx->grad ? SFX(ce_small_block)(cx, r, nr, SM, W, 1)                         \
-                          : SFX(ce_small_block)(cx, r, nr, SM, W, 0);                        \
+            s += cx->grad ? SFX(ce_small_block)(cx, r, nr, SOFT, SM, W, 1)                   \
+                          : SFX(ce_small_block)(cx, r, nr, SOFT, SM, W, 0);                  \
         }                                                                                    \
     } while (0)
-#define FL_CE_SMALL()                                                                        \
+#define FL_CE_SMALL(SOFT)                                                                    \
     do {                                                                                     \
         const int sm = cx->eps != 0, w = cx->weight != NULL;                                 \
-        if (sm) { if (w) FL_CE_BLOCKS(1, 1); else FL_CE_BLOCKS(1, 0); }                      \
-        else    { if (w) FL_CE_BLOCKS(0, 1); else FL_CE_BLOCKS(0, 0); }                      \
+        if (sm) { if (w) FL_CE_BLOCKS(SOFT, 1, 1); else FL_CE_BLOCKS(SOFT, 1, 0); }          \
+        else    { if (w) FL_CE_BLOCKS(SOFT, 0, 1); else FL_CE_BLOCKS(SOFT, 0, 0); }          \
     } while (0)
 #define FL_CE_VARIANTS(ROW, U)                                                               \
     do {                                                                                     \
@@ -282,7 +302,7 @@ FL_CLONES static double SFX(ce_index_chunk)(const void *ctx, int64_t lo, int64_t
     const SFX(cectx) *cx = (const SFX(cectx) *)ctx;
     double s = 0.0;
     if (cx->s != 1) FL_CE_VARIANTS(ce_index_row, 0);
-    else if (cx->c <= 32) FL_CE_SMALL();
+    else if (cx->c <= 32) FL_CE_SMALL(0);
     else FL_CE_VARIANTS(ce_index_row, 1);
     return s;
 }
@@ -292,6 +312,7 @@ FL_CLONES static double SFX(ce_prob_chunk)(const void *ctx, int64_t lo, int64_t 
     const SFX(cectx) *cx = (const SFX(cectx) *)ctx;
     double s = 0.0;
     if (cx->s != 1) FL_CE_VARIANTS(ce_prob_row, 0);
+    else if (cx->c <= 32) FL_CE_SMALL(1);
     else FL_CE_VARIANTS(ce_prob_row, 1);
     return s;
 }
