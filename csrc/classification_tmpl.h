@@ -136,16 +136,19 @@ FL_INLINE double SFX(ce_index_row)(const SFX(cectx) *cx, int64_t r, const int un
     return (double)l;
 }
 
-/* Few classes (c <= 32), unit stride: 16 rows at a time, transposed into a local buffer
- * xt[j][k] (class j of the block's row k), so that every step is a vector over the 16 rows:
- * the max is C-1 vmaxps, the exp is C independent vectors, the sums are C-1 vaddps and one
- * vector log gives the 16 log-sum-exps.  No horizontal reductions: a row-at-a-time loop
+/* Few classes (c <= 32), unit stride: 64 rows at a time, transposed into a local buffer
+ * xt[j][k] (class j of the block's row k), so that every step is a vector over the rows:
+ * the max is C-1 vmaxps per 16 rows, the exp is independent vectors, the sums are vaddps
+ * and one vector log gives 16 log-sum-exps.  No horizontal reductions: a row-at-a-time loop
  * over 10 classes spends its time in two 16-lane shuffle reductions per row (~19 ns per
- * row) or, without padding, in its scalar remainder (~35 ns); bench/NOTES.md.  The block's
+ * row) or, without padding, in its scalar remainder (~35 ns); bench/NOTES.md.  64 rows, not
+ * 16: the block's fixed work (targets, log, division) spread wider (256x10: 3.8 -> 3.1 us;
+ * 32 rows measured no better than 16).  The transposition is plain scalar copies (GCC emits
+ * no gathers under this CPU's tuning, and its emulated gather measured slower).  The block's
  * logits are all read before any of its gradient is written, so `grad` may be `logits`;
  * lanes past the last row (a partial block) hold 0 and are never stored or summed.  soft:
  * probability targets, transposed the same way (qt), instead of class indices. */
-#define FL_CE_BLOCK 16
+#define FL_CE_BLOCK 64
 FL_INLINE double SFX(ce_small_block)(const SFX(cectx) *cx, int64_t r0, int64_t nr, const int soft,
                                      const int smooth, const int weighted, const int wg)
 {
@@ -171,8 +174,6 @@ FL_INLINE double SFX(ce_small_block)(const SFX(cectx) *cx, int64_t r0, int64_t n
             for (int64_t j = 0; j < C; j++)
                 qt[j][k] = k < nr ? (smooth ? ome * q[k * C + j] + epsc : q[k * C + j]) : (T)0;
     }
-    /* the transposition: plain scalar copies (GCC emits no gathers under this CPU's tuning,
-     * and its emulated gather, index extraction plus scalar loads, measured slower) */
     for (int k = 0; k < K; k++)
         for (int64_t j = 0; j < C; j++) xt[j][k] = k < nr ? x[k * C + j] : (T)0;
 #pragma omp simd
@@ -221,7 +222,7 @@ FL_INLINE double SFX(ce_small_block)(const SFX(cectx) *cx, int64_t r0, int64_t n
         coef[k] = live[k] != 0 ? gs * A / S[k] : (T)0;
         gy[k] = live[k] != 0 && !soft ? gs * (smooth ? ome : (T)1) * wy[k] : (T)0;
     }
-    double total = 0.0; /* dead lanes hold 0; a fixed tree over 16 lanes, not a 16-add chain */
+    double total = 0.0; /* dead lanes hold 0; a vector sum in a fixed order, not a K-add chain */
 #pragma omp simd reduction(+:total)
     for (int k = 0; k < K; k++) total += (double)l[k];
     if (cx->loss)
