@@ -149,6 +149,25 @@ FL_INLINE double SFX(ce_index_row)(const SFX(cectx) *cx, int64_t r, const int un
  * lanes past the last row (a partial block) hold 0 and are never stored or summed.  soft:
  * probability targets, transposed the same way (qt), instead of class indices. */
 #define FL_CE_BLOCK 64
+/* xt[j][k] = x[k c + j] for the block's nr rows (0 in the other lanes), and back.  Plain
+ * scalar copies, the full-block case without the lane test (about half of a 10-class
+ * block's time is these copies). */
+FL_INLINE void SFX(ce_transpose_in)(T *xt, const T *x, int64_t C, int64_t nr)
+{
+    if (nr == FL_CE_BLOCK) {
+        for (int k = 0; k < FL_CE_BLOCK; k++)
+            for (int64_t j = 0; j < C; j++) xt[j * FL_CE_BLOCK + k] = x[k * C + j];
+    } else {
+        for (int k = 0; k < FL_CE_BLOCK; k++)
+            for (int64_t j = 0; j < C; j++) xt[j * FL_CE_BLOCK + k] = k < nr ? x[k * C + j] : (T)0;
+    }
+}
+
+FL_INLINE void SFX(ce_transpose_out)(T *g, const T *xt, int64_t C, int64_t nr)
+{
+    for (int64_t k = 0; k < nr; k++)
+        for (int64_t j = 0; j < C; j++) g[k * C + j] = xt[j * FL_CE_BLOCK + k];
+}
 FL_INLINE double SFX(ce_small_block)(const SFX(cectx) *cx, int64_t r0, int64_t nr, const int soft,
                                      const int smooth, const int weighted, const int wg)
 {
@@ -174,8 +193,7 @@ FL_INLINE double SFX(ce_small_block)(const SFX(cectx) *cx, int64_t r0, int64_t n
             for (int64_t j = 0; j < C; j++)
                 qt[j][k] = k < nr ? (smooth ? ome * q[k * C + j] + epsc : q[k * C + j]) : (T)0;
     }
-    for (int k = 0; k < K; k++)
-        for (int64_t j = 0; j < C; j++) xt[j][k] = k < nr ? x[k * C + j] : (T)0;
+    SFX(ce_transpose_in)(&xt[0][0], x, C, nr);
 #pragma omp simd
     for (int k = 0; k < K; k++) {
         m[k] = xt[0][k];
@@ -237,8 +255,7 @@ FL_INLINE double SFX(ce_small_block)(const SFX(cectx) *cx, int64_t r0, int64_t n
                 xt[j][k] = live[k] != 0 ? xt[j][k] * coef[k] - tgt : (T)0;
             }
         }
-        for (int k = 0; k < nr; k++)
-            for (int64_t j = 0; j < C; j++) g[k * C + j] = xt[j][k];
+        SFX(ce_transpose_out)(g, &xt[0][0], C, nr);
     }
     return total;
 }
@@ -556,14 +573,67 @@ FL_INLINE double SFX(mm_row)(const SFX(mmctx) *m, int64_t i, const int p2)
     return (double)l;
 }
 
+/* Few classes (c <= 32): FL_CE_BLOCK rows at a time, transposed as in ce_small_block (every
+ * step a vector over the rows; a row-at-a-time loop over 7 classes runs in its scalar
+ * remainder).  All of the block's logits are read before its gradient is written. */
+FL_INLINE double SFX(mm_block)(const SFX(mmctx) *m, int64_t r0, int64_t nr, const int p2)
+{
+    enum { K = FL_CE_BLOCK };
+    const int64_t C = m->c;
+    const T *x = m->x + r0 * C;
+    T xt[32][K], xy[K], f[K], gf[K], s[K], gsum[K], l[K];
+    int64_t y[K];
+    for (int k = 0; k < K; k++) {
+        y[k] = k < nr ? m->target[r0 + k] : 0;
+        f[k] = k < nr ? (m->weight ? m->weight[y[k]] : (T)1) / (T)C : (T)0;
+        gf[k] = f[k] * m->gscale;
+        xy[k] = k < nr ? x[k * C + y[k]] : (T)0;
+        s[k] = 0;
+        gsum[k] = 0;
+    }
+    SFX(ce_transpose_in)(&xt[0][0], x, C, nr);
+    for (int64_t j = 0; j < C; j++) {
+#pragma omp simd
+        for (int k = 0; k < K; k++) {
+            const T z = m->margin - xy[k] + xt[j][k];
+            const int on = z > 0 && j != y[k];
+            const T h = on ? z : (T)0;
+            s[k] += p2 ? h * h : h;
+            const T gj = on ? (p2 ? (T)2 * h : (T)1) * gf[k] : (T)0;
+            gsum[k] += gj;
+            xt[j][k] = gj;
+        }
+    }
+    double total = 0.0; /* f = 0 in the lanes past the block's rows */
+#pragma omp simd reduction(+:total)
+    for (int k = 0; k < K; k++) {
+        l[k] = s[k] * f[k];
+        total += (double)l[k];
+    }
+    if (m->loss)
+        for (int k = 0; k < nr; k++) m->loss[r0 + k] = l[k];
+    if (m->grad) {
+        T *g = m->grad + r0 * C;
+        for (int k = 0; k < nr; k++) xt[y[k]][k] = -gsum[k];
+        SFX(ce_transpose_out)(g, &xt[0][0], C, nr);
+    }
+    return total;
+}
+
 FL_CLONES static double SFX(mm_chunk)(const void *ctx, int64_t lo, int64_t hi)
 {
     const SFX(mmctx) *m = (const SFX(mmctx) *)ctx;
     double s = 0.0;
-    if (m->p == 2)
+    if (m->c <= 32) {
+        for (int64_t r = lo; r < hi; r += FL_CE_BLOCK) {
+            const int64_t nr = hi - r < FL_CE_BLOCK ? hi - r : FL_CE_BLOCK;
+            s += m->p == 2 ? SFX(mm_block)(m, r, nr, 1) : SFX(mm_block)(m, r, nr, 0);
+        }
+    } else if (m->p == 2) {
         for (int64_t i = lo; i < hi; i++) s += SFX(mm_row)(m, i, 1);
-    else
+    } else {
         for (int64_t i = lo; i < hi; i++) s += SFX(mm_row)(m, i, 0);
+    }
     return s;
 }
 
