@@ -84,4 +84,7 @@ class Adagrad(Optimizer):
 
     def _update(self, kernels, group, p, g, st, step, lr, gs):
         lr_decay, wd, eps, maximize = self._args(group)
+        if self.backend is None and _E.adagrad(p, g, st["sum"], step, lr, lr_decay, wd, eps, maximize,
+                                               gs) is not NotImplemented:
+            return  # the C fast path took it (fastloss._fast)
         kernels.adagrad(p, st["sum"], g, step, lr, lr_decay, wd, eps, gs, maximize)

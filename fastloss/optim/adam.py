@@ -142,8 +142,12 @@ class Adam(Optimizer):
 
     def _update(self, kernels, group, p, g, st, step, lr, gs):
         b1, b2, eps, wd, decoupled, amsgrad, maximize = self._args(group)
-        kernels.adam(p, st["exp_avg"], st["exp_avg_sq"], st["max_exp_avg_sq"] if amsgrad else None,
-                     g, step, lr, b1, b2, eps, wd, gs, decoupled, amsgrad, maximize)
+        vmax = st["max_exp_avg_sq"] if amsgrad else None
+        if self.backend is None and _E.adam(p, g, st["exp_avg"], st["exp_avg_sq"], vmax, step, lr, b1, b2, eps,
+                                            wd, decoupled, amsgrad, maximize, gs) is not NotImplemented:
+            return  # the C fast path took it (fastloss._fast)
+        kernels.adam(p, st["exp_avg"], st["exp_avg_sq"], vmax, g, step, lr, b1, b2, eps, wd, gs, decoupled,
+                     amsgrad, maximize)
 
 
 class AdamW(Adam):

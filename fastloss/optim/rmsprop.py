@@ -109,5 +109,9 @@ class RMSprop(Optimizer):
 
     def _update(self, kernels, group, p, g, st, step, lr, gs):
         alpha, eps, wd, momentum, centered, maximize = self._args(group)
+        if self.backend is None and _E.rmsprop(p, g, st["square_avg"], st["momentum_buffer"], st["grad_avg"],
+                                               step, lr, alpha, eps, wd, momentum, centered, maximize,
+                                               gs) is not NotImplemented:
+            return  # the C fast path took it (fastloss._fast)
         kernels.rmsprop(p, st["square_avg"], st["momentum_buffer"], st["grad_avg"], g, step, lr,
                         alpha, eps, wd, momentum, centered, gs, maximize)

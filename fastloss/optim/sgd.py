@@ -97,6 +97,8 @@ class SGD(Optimizer):
     def _update(self, kernels, group, p, g, st, step, lr, gs):
         # a buffer created by this step starts as g, as torch's `buf = clone(d_p)`
         first = st.pop("fresh", False)
-        kernels.sgd(p, st["momentum_buffer"], g, 1 if first else step, lr, float(group["momentum"]),
-                    float(group["dampening"]), float(group["weight_decay"]), gs,
-                    bool(group["nesterov"]), bool(group["maximize"]))
+        args = (1 if first else step, lr, float(group["momentum"]), float(group["dampening"]),
+                bool(group["nesterov"]), float(group["weight_decay"]), bool(group["maximize"]), gs)
+        if self.backend is None and _E.sgd(p, g, st["momentum_buffer"], *args) is not NotImplemented:
+            return  # the C fast path took it (fastloss._fast)
+        kernels.sgd(p, st["momentum_buffer"], g, args[0], lr, args[2], args[3], args[5], gs, args[4], args[6])
