@@ -112,6 +112,34 @@ FL_VM_INLINE double fl__f64_bits(uint64_t u) { double x; memcpy(&x, &u, sizeof x
 
 /* ---------------------------------------------------------------- exp */
 
+/* e^r - 1 = r + r^2 Q(r) for |r| <= ln2/2 (Q: degree 4 float, 9 double; see above) */
+FL_VM_INLINE float fl__expm1_poly_f(float r)
+{
+    float q = 0.0013814599f;
+    q = q * r + 0.008368717f;
+    q = q * r + 0.04166839f;
+    q = q * r + 0.16666521f;
+    q = q * r + 0.49999994f;
+    float em1 = r + (r * r) * q;
+    return em1;
+}
+
+FL_VM_INLINE double fl__expm1_poly_d(double r)
+{
+    double q = 2.500006005363822e-08;
+    q = q * r + 2.763024842399636e-07;
+    q = q * r + 2.755758637826493e-06;
+    q = q * r + 2.4801493098786526e-05;
+    q = q * r + 0.00019841269506574313;
+    q = q * r + 0.0013888888943630218;
+    q = q * r + 0.008333333333494463;
+    q = q * r + 0.041666666666530155;
+    q = q * r + 0.16666666666666413;
+    q = q * r + 0.5000000000000011;
+    double em1 = r + (r * r) * q;
+    return em1;
+}
+
 FL_VM_INLINE float fl_expf(float x)
 {
     /* |x| >= 104 (not NaN) is clamped to +-104: e^x is already 0 or inf there, and k stays
@@ -133,12 +161,7 @@ FL_VM_INLINE float fl_expf(float x)
      * x - k (HI + LO) and the reduction loses its extra bits. */
     float r = xc - kf * FL__EXP_LN2HI_F;
     float c = kf * FL__EXP_LN2LO_F;
-    float q = 0.0013814599f;
-    q = q * r + 0.008368717f;
-    q = q * r + 0.04166839f;
-    q = q * r + 0.16666521f;
-    q = q * r + 0.49999994f;
-    float em1 = r + (r * r) * q;              /* e^r - 1 */
+    float em1 = fl__expm1_poly_f(r);
     c = c * (1.0f - 0.5f * c);                /* 1 - e^-c to c^2 (c^3/6 < 2e-12) */
     float p = 1.0f + (em1 - c * (1.0f + em1));  /* e^r e^-c, the small terms summed first */
     /* y = p 2^k1 2^k2: the first factor is an exact add to p's exponent field (p 2^k1 is
@@ -161,17 +184,7 @@ FL_VM_INLINE double fl_exp(double x)
     double kf = (double)k;
     double r = xc - kf * FL__EXP_LN2HI_D;
     double c = kf * FL__EXP_LN2LO_D;               /* |c| < 6e-11: e^-c = 1 - c to 2e-21 */
-    double q = 2.500006005363822e-08;
-    q = q * r + 2.763024842399636e-07;
-    q = q * r + 2.755758637826493e-06;
-    q = q * r + 2.4801493098786526e-05;
-    q = q * r + 0.00019841269506574313;
-    q = q * r + 0.0013888888943630218;
-    q = q * r + 0.008333333333494463;
-    q = q * r + 0.041666666666530155;
-    q = q * r + 0.16666666666666413;
-    q = q * r + 0.5000000000000011;
-    double em1 = r + (r * r) * q;
+    double em1 = fl__expm1_poly_d(r);
     double p = 1.0 + (em1 - c * (1.0 + em1));
     int32_t k1 = k >> 1, k2 = k - k1;         /* |k| <= 1077: k1, k2 in [-539, 539] */
     double y = fl__f64_bits(fl__bits_f64(p) + ((uint64_t)(int64_t)k1 << 52))
@@ -195,12 +208,7 @@ FL_VM_INLINE float fl_expf_neg(float x)
     float kf = (float)k;
     float r = x - kf * FL__EXP_LN2HI_F;
     float c = kf * FL__EXP_LN2LO_F;
-    float q = 0.0013814599f;
-    q = q * r + 0.008368717f;
-    q = q * r + 0.04166839f;
-    q = q * r + 0.16666521f;
-    q = q * r + 0.49999994f;
-    float em1 = r + (r * r) * q;
+    float em1 = fl__expm1_poly_f(r);
     float p = 1.0f + (em1 - c * (1.0f + em1));
     float y = fl__f32_bits(fl__bits_f32(p) + ((uint32_t)k << 23));
     y = x >= -86.5f ? y : 0.0f;   /* also -inf; NaN fails the compare: */
@@ -214,17 +222,7 @@ FL_VM_INLINE double fl_exp_neg(double x)
     double kf = (double)k;
     double r = x - kf * FL__EXP_LN2HI_D;
     double c = kf * FL__EXP_LN2LO_D;
-    double q = 2.500006005363822e-08;
-    q = q * r + 2.763024842399636e-07;
-    q = q * r + 2.755758637826493e-06;
-    q = q * r + 2.4801493098786526e-05;
-    q = q * r + 0.00019841269506574313;
-    q = q * r + 0.0013888888943630218;
-    q = q * r + 0.008333333333494463;
-    q = q * r + 0.041666666666530155;
-    q = q * r + 0.16666666666666413;
-    q = q * r + 0.5000000000000011;
-    double em1 = r + (r * r) * q;
+    double em1 = fl__expm1_poly_d(r);
     double p = 1.0 + (em1 - c * (1.0 + em1));
     double y = fl__f64_bits(fl__bits_f64(p) + ((uint64_t)(int64_t)k << 52));
     y = x >= -707.5 ? y : 0.0;

@@ -182,6 +182,32 @@ static PyObject *loss_result(int dt, double total, PyObject *grad)
     return r;
 }
 
+/* A loss declines: its input buffers released; NULL if a Python error is pending (an
+ * allocation failed), else NotImplemented. */
+static PyObject *decline(arr_t *x, arr_t *t)
+{
+    release(x);
+    release(t);
+    if (PyErr_Occurred()) return NULL;
+    Py_RETURN_NOTIMPLEMENTED;
+}
+
+/* The arguments an elementwise loss entry shares, (kernel, x, target, reduction, grad, out,
+ * hyper): 1 with *k in [lo, hi], *mode and *want_grad set when they are the common case. */
+static int loss_args(PyObject *const *args, Py_ssize_t nargs, int lo, int hi, int64_t *k, int *mode,
+                     int *want_grad)
+{
+    return nargs == 7 && enabled && pyint(args[0], k) && *k >= lo && *k <= hi &&
+           (*mode = reduction_mode(args[3])) != 0 && pybool(args[4], want_grad) &&
+           (*want_grad || args[5] == Py_None);
+}
+
+/* x and target of one float dtype and shape, not empty */
+static int loss_pair(PyObject *xo, PyObject *to, arr_t *x, arr_t *t)
+{
+    return get(xo, x, 0, 0) && get(to, t, 0, 0) && t->dt == x->dt && same_shape(x, t) && x->n > 0;
+}
+
 /* ------------------------------------------------------------------ regression losses */
 
 typedef double (*ew32_fn)(float *, float *, const float *, const float *, int64_t, float);
@@ -194,32 +220,17 @@ typedef double (*ew64h_fn)(double *, double *, const double *, const double *, i
 static PyObject *ew(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)self;
-    if (nargs != 7 || !enabled) NOT_MINE;
     int64_t k;
     int want_grad, mode;
     double h = 0.0;
-    if (!pyint(args[0], &k) || k < K_MSE || k > K_SMOOTH_L1) NOT_MINE;
-    if (!(mode = reduction_mode(args[3])) || !pybool(args[4], &want_grad)) NOT_MINE;
+    if (!loss_args(args, nargs, K_MSE, K_SMOOTH_L1, &k, &mode, &want_grad)) NOT_MINE;
     if (k == K_HUBER && !(pyfloat(args[6], &h) && h > 0.0)) NOT_MINE;
     if (k == K_SMOOTH_L1 && !(pyfloat(args[6], &h) && h >= 0.0)) NOT_MINE;
-    if (!want_grad && args[5] != Py_None) NOT_MINE;
     arr_t p = {0}, t = {0}, g = {0};
-    if (!get(args[1], &p, 0, 0)) NOT_MINE;
-    if (!get(args[2], &t, 0, 0) || t.dt != p.dt || !same_shape(&p, &t) || p.n == 0) {
-        release(&p);
-        release(&t);
-        NOT_MINE;
-    }
     PyObject *gobj = NULL;
-    if (want_grad) {
-        gobj = grad_buffer(args[5], args[1], &p, &t, &g);
-        if (!gobj) {
-            release(&p);
-            release(&t);
-            if (PyErr_Occurred()) return NULL;
-            NOT_MINE;
-        }
-    }
+    int ok = loss_pair(args[1], args[2], &p, &t);
+    if (ok && want_grad) ok = (gobj = grad_buffer(args[5], args[1], &p, &t, &g)) != NULL;
+    if (!ok) return decline(&p, &t);
     const int64_t n = p.n;
     const double gscale = mode == 1 ? 1.0 / (double)n : 1.0;
     double s;
@@ -262,17 +273,13 @@ typedef int64_t (*notsign64_fn)(const double *, int64_t);
 static PyObject *binary(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)self;
-    if (nargs != 7 || !enabled) NOT_MINE;
     int64_t k;
     int want_grad, mode;
     double margin = 0.0;
-    if (!pyint(args[0], &k) || k < K_BCE || k > K_SQUARED_HINGE) NOT_MINE;
-    if (!(mode = reduction_mode(args[3])) || !pybool(args[4], &want_grad)) NOT_MINE;
+    if (!loss_args(args, nargs, K_BCE, K_SQUARED_HINGE, &k, &mode, &want_grad)) NOT_MINE;
     if (k >= K_HINGE && !(pyfloat(args[6], &margin) && isfinite(margin))) NOT_MINE;
-    if (!want_grad && args[5] != Py_None) NOT_MINE;
     arr_t x = {0}, t = {0}, g = {0};
-    if (!get(args[1], &x, 0, 0)) NOT_MINE;
-    int ok = get(args[2], &t, 0, 0) && t.dt == x.dt && same_shape(&x, &t) && x.n > 0;
+    int ok = loss_pair(args[1], args[2], &x, &t);
     if (ok && k == K_BCE)
         ok = (x.dt == 0 ? ((outside32_fn)kern[K_FIRST_OUTSIDE][0])(x.v.buf, x.n, 0.0f, 1.0f)
                         : ((outside64_fn)kern[K_FIRST_OUTSIDE][1])(x.v.buf, x.n, 0.0, 1.0)) < 0;
@@ -280,16 +287,8 @@ static PyObject *binary(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         ok = (x.dt == 0 ? ((notsign32_fn)kern[K_FIRST_NOT_SIGN][0])(t.v.buf, t.n)
                         : ((notsign64_fn)kern[K_FIRST_NOT_SIGN][1])(t.v.buf, t.n)) < 0;
     PyObject *gobj = NULL;
-    if (ok && want_grad) {
-        gobj = grad_buffer(args[5], args[1], &x, &t, &g);
-        ok = gobj != NULL;
-    }
-    if (!ok) {
-        release(&x);
-        release(&t);
-        if (PyErr_Occurred()) return NULL;
-        NOT_MINE;
-    }
+    if (ok && want_grad) ok = (gobj = grad_buffer(args[5], args[1], &x, &t, &g)) != NULL;
+    if (!ok) return decline(&x, &t);
     const int64_t n = x.n, c = x.v.ndim ? x.v.shape[x.v.ndim - 1] : 1;
     float *g32 = g.held ? g.v.buf : NULL;
     double *g64 = g.held ? g.v.buf : NULL;
@@ -509,29 +508,13 @@ static PyObject *cross_entropy(PyObject *self, PyObject *const *args, Py_ssize_t
         (!want_grad && args[7] != Py_None))
         NOT_MINE;
     arr_t x = {0}, t = {0}, g = {0};
-    if (!get(args[0], &x, 0, 0)) NOT_MINE;
-    if (x.v.ndim != 2 || x.v.shape[0] < 1 || x.v.shape[1] < 1 || !get(args[1], &t, 0, 1) ||
-        t.v.ndim != 1 || t.v.shape[0] != x.v.shape[0]) {
-        release(&x);
-        release(&t);
-        NOT_MINE;
-    }
-    const int64_t n = x.v.shape[0], c = x.v.shape[1];
-    if (((bad_target_fn)kern[K_FIRST_BAD_TARGET][0])(t.v.buf, n, c, ignore) >= 0) {
-        release(&x);
-        release(&t);
-        NOT_MINE;
-    }
     PyObject *gobj = NULL;
-    if (want_grad) {
-        gobj = grad_buffer(args[7], args[0], &x, &t, &g);
-        if (!gobj) {
-            release(&x);
-            release(&t);
-            if (PyErr_Occurred()) return NULL;
-            NOT_MINE;
-        }
-    }
+    int ok = get(args[0], &x, 0, 0) && x.v.ndim == 2 && x.v.shape[0] >= 1 && x.v.shape[1] >= 1 &&
+             get(args[1], &t, 0, 1) && t.v.ndim == 1 && t.v.shape[0] == x.v.shape[0];
+    const int64_t n = ok ? x.v.shape[0] : 0, c = ok ? x.v.shape[1] : 0;
+    if (ok) ok = ((bad_target_fn)kern[K_FIRST_BAD_TARGET][0])(t.v.buf, n, c, ignore) < 0;
+    if (ok && want_grad) ok = (gobj = grad_buffer(args[7], args[0], &x, &t, &g)) != NULL;
+    if (!ok) return decline(&x, &t);
     double s;
     PyThreadState *ts = n * c >= NOGIL_MIN ? PyEval_SaveThread() : NULL;
     if (x.dt == 0)

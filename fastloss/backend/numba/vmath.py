@@ -65,6 +65,35 @@ _TINY_D, _SUBSCALE_D = 2.0 ** -1022, 2.0 ** 52
 # ------------------------------------------------------------------ exp
 
 @inline
+def _expm1_poly_f(r):
+    """e^r - 1 = r + r^2 Q(r), |r| <= ln2/2, float32 (csrc/vmath.h fl__expm1_poly_f)."""
+    q = _EXPF_Q4
+    q = q * r + _EXPF_Q3
+    q = q * r + _EXPF_Q2
+    q = q * r + _EXPF_Q1
+    q = q * r + _EXPF_Q0
+    em1 = r + (r * r) * q
+    return em1
+
+
+@inline
+def _expm1_poly_d(r):
+    """e^r - 1 = r + r^2 Q(r), |r| <= ln2/2, float64 (csrc/vmath.h fl__expm1_poly_d)."""
+    q = _EXP_Q[9]
+    q = q * r + _EXP_Q[8]
+    q = q * r + _EXP_Q[7]
+    q = q * r + _EXP_Q[6]
+    q = q * r + _EXP_Q[5]
+    q = q * r + _EXP_Q[4]
+    q = q * r + _EXP_Q[3]
+    q = q * r + _EXP_Q[2]
+    q = q * r + _EXP_Q[1]
+    q = q * r + _EXP_Q[0]
+    em1 = r + (r * r) * q
+    return em1
+
+
+@inline
 def expf(x):
     """e^x for a float32 x, in float32 (see csrc/vmath.h fl_expf)."""
     ux = _f32(x).view(_u32)
@@ -78,12 +107,7 @@ def expf(x):
     kf = _f32(k)
     r = xc - kf * _EXP_LN2HI_F
     c = kf * _EXP_LN2LO_F
-    q = _EXPF_Q4
-    q = q * r + _EXPF_Q3
-    q = q * r + _EXPF_Q2
-    q = q * r + _EXPF_Q1
-    q = q * r + _EXPF_Q0
-    em1 = r + (r * r) * q
+    em1 = _expm1_poly_f(r)
     c = c * (_ONE_F - _HALF_F * c)
     p = _ONE_F + (em1 - c * (_ONE_F + em1))
     k1 = _i32(k >> 1)
@@ -106,17 +130,7 @@ def exp(x):
     kf = _f64(k)
     r = xc - kf * _EXP_LN2HI_D
     c = kf * _EXP_LN2LO_D
-    q = _EXP_Q[9]
-    q = q * r + _EXP_Q[8]
-    q = q * r + _EXP_Q[7]
-    q = q * r + _EXP_Q[6]
-    q = q * r + _EXP_Q[5]
-    q = q * r + _EXP_Q[4]
-    q = q * r + _EXP_Q[3]
-    q = q * r + _EXP_Q[2]
-    q = q * r + _EXP_Q[1]
-    q = q * r + _EXP_Q[0]
-    em1 = r + (r * r) * q
+    em1 = _expm1_poly_d(r)
     p = 1.0 + (em1 - c * (1.0 + em1))
     k1 = _i64(k >> 1)
     k2 = _i64(k - k1)
@@ -133,12 +147,7 @@ def expf_neg(x):
     kf = _f32(k)
     r = x - kf * _EXP_LN2HI_F
     c = kf * _EXP_LN2LO_F
-    q = _EXPF_Q4
-    q = q * r + _EXPF_Q3
-    q = q * r + _EXPF_Q2
-    q = q * r + _EXPF_Q1
-    q = q * r + _EXPF_Q0
-    em1 = r + (r * r) * q
+    em1 = _expm1_poly_f(r)
     p = _ONE_F + (em1 - c * (_ONE_F + em1))
     y = _i32(_f32(p).view(_i32) + (k << 23)).view(_f32)
     y = y if x >= _f32(-86.5) else _f32(0.0)
@@ -153,17 +162,7 @@ def exp_neg(x):
     kf = _f64(k)
     r = x - kf * _EXP_LN2HI_D
     c = kf * _EXP_LN2LO_D
-    q = _EXP_Q[9]
-    q = q * r + _EXP_Q[8]
-    q = q * r + _EXP_Q[7]
-    q = q * r + _EXP_Q[6]
-    q = q * r + _EXP_Q[5]
-    q = q * r + _EXP_Q[4]
-    q = q * r + _EXP_Q[3]
-    q = q * r + _EXP_Q[2]
-    q = q * r + _EXP_Q[1]
-    q = q * r + _EXP_Q[0]
-    em1 = r + (r * r) * q
+    em1 = _expm1_poly_d(r)
     p = 1.0 + (em1 - c * (1.0 + em1))
     y = _i64(_f64(p).view(_i64) + (_i64(k) << 52)).view(_f64)
     y = y if x >= -707.5 else 0.0
