@@ -1,15 +1,29 @@
 """Classification losses, Numba kernels.  Same algorithms as csrc/classification_tmpl.h
-(see its comments): max, then exp-and-sum storing e_j in the gradient row, then the
-gradient scaled in place; the elementwise binary losses as prep + inline element function.
+(see its comments): per row the max, then exp-and-sum storing e_j in the gradient row, then
+the gradient scaled in place; few classes (c <= 32) 16 rows at a time, transposed; the
+elementwise binary losses as one loop over an inline element function.
 
 exp/log come from vmath.py (vectorizable; np.exp in a numba loop is a scalar libm call),
-picked by dtype through the vexp/vlog/vlog1p overloads so that every kernel stays
+picked by dtype through the vexp/vexpn/vlog/vlog1p overloads so that every kernel stays
 dtype-stable.  Class rows are contiguous 1-D views: K-dimensional logits are handed over
-with the class axis moved last (the wrapper in __init__ copies; documented there).
+with the class axis moved last (the wrapper at the end of this file copies).
+
+What LLVM needs to vectorize these loops (each checked in the asm: zmm bodies):
+  * no '/' in a loop: Numba's '/' tests the divisor for ZeroDivisionError (the default
+    error_model='python') and that branch keeps the loop scalar; np.divide is the IEEE
+    division (x/0 = inf or NaN, as torch);
+  * a max reduction as llvm.maxnum (_maxnum): the compare-and-select form vectorizes only
+    with the 'nnan' flag, which we never set;
+  * no index lo + i: the chunk loops run over slices indexed from 0;
+  * scratch arrays on the stack (_local): LLVM then knows they alias neither each other nor
+    the caller's arrays, as the C kernel's local arrays (np.empty's pointer is opaque to it,
+    and the 16-lane loops stayed scalar).
 """
 import numpy as np
-from numba import prange, types
-from numba.extending import overload
+from llvmlite import ir
+from numba import literally, prange, types
+from numba.core import cgutils
+from numba.extending import intrinsic, overload
 
 from . import vmath
 from ._common import bounds, inline, jit, kernel
@@ -17,6 +31,10 @@ from ._common import bounds, inline, jit, kernel
 
 def vexp(x):
     raise NotImplementedError  # resolved by the overload inside jit code
+
+
+def vexpn(x):
+    raise NotImplementedError
 
 
 def vlog(x):
@@ -35,9 +53,60 @@ def _by_dtype(f32, f64):
     return typer
 
 
+# Each overload is a small function that LLVM inlines into the calling loop (checked in the
+# final IR: no calls left in the kernels).  Not inline="always": inlining an overload at the
+# Numba IR level trips Numba's SSA checks (NumbaIRAssumptionWarning on vmath's selects); nor
+# isinstance(x, np.float32) in an @inline function: Numba prunes the other branch only at the
+# first level of inlining, deeper (vlog1p inside _bce_logits_elem) it types both branches
+# and unifies float32 with float64.  (NUMBA_ENABLE_PROFILING turns debug info on, which
+# keeps these calls: profile with NUMBA_DEBUGINFO=0.)
 overload(vexp)(_by_dtype(vmath.expf, vmath.exp))
+overload(vexpn)(_by_dtype(vmath.expf_neg, vmath.exp_neg))   # e^x for x <= 0: the softmax's
 overload(vlog)(_by_dtype(vmath.logf, vmath.log))
 overload(vlog1p)(_by_dtype(vmath.log1pf, vmath.log1p))
+
+
+@intrinsic
+def _maxnum(typingctx, a, b):
+    """llvm.maxnum(a, b): max, a NaN operand ignored.  LLVM vectorizes a maxnum reduction
+    without fast-math flags (it leaves the vector loop for a scalar one when it meets a NaN);
+    `m = v if v > m else m` needs 'nnan'.  Ignoring a NaN logit in the row max is harmless:
+    its own exp(x - m) is NaN, so the row's loss and gradient are NaN either way (C keeps a
+    NaN only in x[0], with the same outcome)."""
+    if not (isinstance(a, types.Float) and a == b):
+        return None
+
+    def codegen(context, builder, sig, args):
+        t = args[0].type
+        name = "llvm.maxnum.f32" if t == ir.FloatType() else "llvm.maxnum.f64"
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(t, [t, t]), name)
+        return builder.call(fn, args)
+    return a(a, b), codegen
+
+
+@intrinsic(prefer_literal=True)
+def _local(typingctx, like, rows, cols):
+    """A (rows, cols) C-contiguous scratch array of like's dtype in the calling function's
+    stack frame (an alloca in its entry block, 64-byte aligned), for compile-time constant
+    rows and cols.  Valid until that function returns: never return it or store it."""
+    if not (isinstance(like, types.Array) and isinstance(rows, types.IntegerLiteral)
+            and isinstance(cols, types.IntegerLiteral)):
+        return None
+    nr, nc = rows.literal_value, cols.literal_value
+    arrty = types.Array(like.dtype, 2, "C")
+
+    def codegen(context, builder, sig, args):
+        elt = context.get_data_type(like.dtype)
+        size = context.get_abi_sizeof(elt)
+        buf = cgutils.alloca_once(builder, ir.ArrayType(elt, nr * nc))
+        buf.align = 64
+        intp = context.get_value_type(types.intp)
+        ary = context.make_array(arrty)(context, builder)
+        context.populate_array(ary, data=builder.bitcast(buf, elt.as_pointer()),
+                               shape=[intp(nr), intp(nc)], strides=[intp(nc * size), intp(size)],
+                               itemsize=intp(size), meminfo=None)
+        return ary._getvalue()
+    return arrty(like, rows, cols), codegen
 
 
 @jit
@@ -45,6 +114,13 @@ def _row(a, r):
     if a is None:
         return None
     return a[r]
+
+
+@jit
+def _sl(a, lo, hi):
+    if a is None:
+        return None
+    return a[lo:hi]
 
 
 @jit
@@ -60,32 +136,41 @@ def _wj(w, j, one):
     return w[j]
 
 
+# ---- cross-entropy: one row at a time (c > 32) ----------------------------------------------
+
 @jit
 def _rowmax(x):
     m = x[0]
     for j in range(1, x.size):
-        v = x[j]
-        m = v if v > m else m
+        m = _maxnum(m, x[j])
     return m
 
 
 @jit
-def _exp_pass(g, x, m):
-    """e_j = exp(x_j - m) into g (when given); returns sum_j e_j."""
-    s = x.dtype.type(0)
+def _exp_pass(g, x, m, w, smooth):
+    """Pass 2 of csrc/classification_tmpl.h: e_j = exp(x_j - m) into g (when given);
+    returns (S = sum_j e_j, sum_j w_j (x_j - m) when smooth, else 0).  x_j is read before
+    g_j is written: g may be x.  smooth is a compile-time constant (one loop each)."""
+    literally(smooth)
+    T = x.dtype.type
+    one = T(1)
+    s, sd = T(0), T(0)
     for j in range(x.size):
-        e = vexp(x[j] - m)
+        d = x[j] - m
+        e = vexpn(d)
         if g is not None:
             g[j] = e
         s += e
-    return s
+        if smooth:
+            sd += _wj(w, j, one) * d
+    return s, sd
 
 
 @jit
 def _ce_index_row(g, x, y, w, ignore_index, eps, wtotal, gscale):
     T = x.dtype.type
     C = x.size
-    if y == ignore_index:
+    if y == ignore_index:  # zero loss, zero gradient, not in the mean's denominator
         if g is not None:
             g[:] = 0
         return 0.0
@@ -93,14 +178,13 @@ def _ce_index_row(g, x, y, w, ignore_index, eps, wtotal, gscale):
     wy = _wj(w, y, one)
     m = _rowmax(x)
     dy = x[y] - m  # read before the gradient row overwrites it (out=logits)
-    sd = T(0)
     if eps != 0:
-        for j in range(C):
-            sd += _wj(w, j, one) * (x[j] - m)
-    S = _exp_pass(g, x, m)
-    lse = vlog(S)
-    ome, epsc = one - T(eps), T(eps) / T(C)
-    if eps != 0:
+        S, sd = _exp_pass(g, x, m, w, True)
+    else:
+        S, sd = _exp_pass(g, x, m, w, False)
+    lse = vlog(S)  # log-sum-exp - m: S >= 1
+    ome, epsc = one - T(eps), np.divide(T(eps), T(C))
+    if eps != 0:  # torch: (1 - eps) * nll + eps/c * sum_j w_j (-log p_j)
         l = ome * wy * (lse - dy) + epsc * (T(wtotal) * lse - sd)
         A = ome * wy + epsc * T(wtotal)
     else:
@@ -108,7 +192,7 @@ def _ce_index_row(g, x, y, w, ignore_index, eps, wtotal, gscale):
         A = wy
     if g is not None:
         gs = T(gscale)
-        coef = gs * A / S
+        coef = np.divide(gs * A, S)
         if eps != 0:
             ge = gs * epsc
             for j in range(C):
@@ -123,42 +207,151 @@ def _ce_index_row(g, x, y, w, ignore_index, eps, wtotal, gscale):
 
 @jit
 def _ce_prob_row(g, x, q, w, eps, gscale):
+    """Probability target q: l = -sum_j q'_j w_j log p_j, q' = (1 - eps) q + eps / c (with
+    eps = 0, q' = 1 * q + 0 = q exactly); its sums fused into the exp pass."""
     T = x.dtype.type
     C = x.size
     one = T(1)
-    ome, epsc = one - T(eps), T(eps) / T(C)
+    ome, epsc = one - T(eps), np.divide(T(eps), T(C))
     m = _rowmax(x)
-    Q = T(0)
-    L = T(0)
+    S, Q, L = T(0), T(0), T(0)
     for j in range(C):
+        d = x[j] - m
+        e = vexpn(d)
+        if g is not None:
+            g[j] = e
+        S += e
         qw = (ome * q[j] + epsc) * _wj(w, j, one)
         Q += qw
-        L += qw * (x[j] - m)
-    S = _exp_pass(g, x, m)
+        L += qw * d
     l = Q * vlog(S) - L
     if g is not None:
         gs = T(gscale)
-        coef = gs * Q / S
+        coef = np.divide(gs * Q, S)
         for j in range(C):
             g[j] = g[j] * coef - gs * (ome * q[j] + epsc) * _wj(w, j, one)
     return float(l)
 
 
-def _cross_entropy(grad, loss, x, target, weight, ignore_index, eps, wtotal, gscale, nchunks):
-    """x (R, C) rows; target (R,) int64 class indices or (R, C) probabilities."""
-    R = x.shape[0]
+@jit
+def _ce_rows(grad, loss, x, target, w, ignore_index, eps, wtotal, gscale, lo, hi):
+    s = 0.0
+    for r in range(lo, hi):
+        if target.ndim == 1:
+            l = _ce_index_row(_row(grad, r), x[r], target[r], w, ignore_index, eps, wtotal, gscale)
+        else:
+            l = _ce_prob_row(_row(grad, r), x[r], target[r], w, eps, gscale)
+        _put(loss, r, l)
+        s += l
+    return s
+
+
+# ---- cross-entropy: few classes (c <= 32), 16 rows at a time --------------------------------
+# ce_small_block in csrc/classification_tmpl.h: the block's rows transposed into xt[j, k]
+# (class j of row k) so that every step is a vector over the 16 rows: no horizontal
+# reduction per row.  The lane vectors (max, sums, ...) are the rows of v; xt, v and the
+# class weights wv live on the stack (_local), allocated once per chunk.  Lanes past the last
+# row of a partial block repeat row r0; they are dead (live = 0): never stored or summed.
+# The block's logits are all read before any of its gradient is written: grad may be x.
+# The lane loops run to K = CE_BLOCK passed at run time: with a constant 16 LLVM unrolls the
+# short loops (the max, the selects) fully and then leaves them scalar; with K unknown the
+# loop vectorizer makes them one zmm vector each (checked in the asm).
+
+CE_SMALL, CE_BLOCK = 32, 16
+_M, _S, _SD, _DY, _WY, _Y, _LIVE, _L, _COEF, _GY = range(10)   # the rows of v
+_LANES = 10
+
+
+@jit
+def _ce_small(grad, loss, x, target, w, ignore_index, eps, wtotal, gscale, lo, hi, K):
+    T = x.dtype.type
+    C = x.shape[1]
+    zero, one = T(0), T(1)
+    xt = _local(x, CE_SMALL, CE_BLOCK)
+    v = _local(x, _LANES, CE_BLOCK)
+    wv = _local(x, 1, CE_SMALL)[0]   # the class weights, or ones
+    for j in range(C):
+        wv[j] = _wj(w, j, one)
+    m, S, sd, dy, wy, yf, live, l, coef, gy = (v[_M], v[_S], v[_SD], v[_DY], v[_WY], v[_Y], v[_LIVE],
+                                               v[_L], v[_COEF], v[_GY])
+    ome, epsc, gs, wt = one - T(eps), np.divide(T(eps), T(C)), T(gscale), T(wtotal)
+    total = 0.0
+    for r0 in range(lo, hi, CE_BLOCK):
+        nr = min(hi - r0, CE_BLOCK)
+        for k in range(K):
+            t = target[r0 + k] if k < nr else ignore_index
+            on = t != ignore_index
+            y = t if on else 0
+            live[k] = one if on else zero
+            yf[k] = T(y)   # class indices < 32: exact in T
+            wy[k] = wv[y]
+            r = r0 + (k if k < nr else 0)   # lanes past the last row repeat row r0
+            dy[k] = x[r, y]
+            m[k] = x[r, 0]
+            S[k] = zero
+            sd[k] = zero
+        # the transposition, with the max: a gather per class (vectorized over k); the
+        # other loop order would scatter, which is slower still than C's scalar copies
+        for j in range(C):
+            xj = xt[j]
+            for k in range(K):
+                a = x[r0 + (k if k < nr else 0), j]
+                xj[k] = a
+                m[k] = a if a > m[k] else m[k]
+        for j in range(C):   # e = exp(x - m) in place; sum_j w_j (x_j - m) is used with smoothing
+            wj = wv[j]
+            xj = xt[j]
+            for k in range(K):
+                d = xj[k] - m[k]
+                sd[k] += wj * d
+                e = vexpn(d)
+                S[k] += e
+                xj[k] = e
+        for k in range(K):
+            lse = vlog(S[k])
+            d = dy[k] - m[k]
+            if eps != 0:
+                lk = ome * wy[k] * (lse - d) + epsc * (wt * lse - sd[k])
+                A = ome * wy[k] + epsc * wt
+            else:
+                lk = wy[k] * (lse - d)
+                A = wy[k]
+            on = live[k] != zero
+            l[k] = lk if on else zero
+            coef[k] = np.divide(gs * A, S[k]) if on else zero
+            gy[k] = gs * ome * wy[k] if on else zero   # ome = 1 without smoothing
+        for k in range(K):   # dead lanes hold 0
+            total += float(l[k])
+        if loss is not None:
+            for k in range(nr):
+                loss[r0 + k] = l[k]
+        if grad is not None:
+            ge = gs * epsc
+            for j in range(C):
+                gej = ge * wv[j]
+                tj = T(j)
+                xj = xt[j]
+                for k in range(K):
+                    gk = xj[k] * coef[k] - gej - (gy[k] if yf[k] == tj else zero)
+                    xj[k] = gk if live[k] != zero else zero
+            for k in range(nr):
+                gr = grad[r0 + k]
+                for j in range(C):
+                    gr[j] = xt[j, k]
+    return total
+
+
+def _cross_entropy(grad, loss, x, target, weight, ignore_index, eps, wtotal, gscale, nchunks, K):
+    """x (R, C) rows; target (R,) int64 class indices or (R, C) probabilities.  K = CE_BLOCK,
+    passed at run time: see _ce_small."""
+    R, C = x.shape
     parts = np.zeros(nchunks)
     for c in prange(nchunks):
         lo, hi = bounds(R, c, nchunks)
-        s = 0.0
-        for r in range(lo, hi):
-            if target.ndim == 1:
-                l = _ce_index_row(_row(grad, r), x[r], target[r], weight, ignore_index, eps, wtotal, gscale)
-            else:
-                l = _ce_prob_row(_row(grad, r), x[r], target[r], weight, eps, gscale)
-            _put(loss, r, l)
-            s += l
-        parts[c] = s
+        if target.ndim == 1 and C <= CE_SMALL:
+            parts[c] = _ce_small(grad, loss, x, target, weight, ignore_index, eps, wtotal, gscale, lo, hi, K)
+        else:
+            parts[c] = _ce_rows(grad, loss, x, target, weight, ignore_index, eps, wtotal, gscale, lo, hi)
     total = 0.0
     for c in range(nchunks):
         total += parts[c]
@@ -170,39 +363,51 @@ cross_entropy_rows = kernel(_cross_entropy)
 
 # ---- elementwise binary losses ------------------------------------------------------------
 
+_TINY_F32, _NEG100_F32 = np.float32(1e-12), np.float32(-100.0)
+
+
 @inline
 def _bce_elem(x, t, a, k0, one):
-    lo, tiny = one * -100, one * _TINY_F32  # torch's 1e-12 is a float constant, in double too
+    """binary cross-entropy on probabilities: l = -(t log x + (1 - t) log(1 - x)), each log
+    clamped to >= -100 (torch); dl/dx = (x - t) / max(x (1 - x), 1e-12) (torch's backward,
+    whose 1e-12 is a float constant even in double)."""
+    lo, tiny = one * _NEG100_F32, one * _TINY_F32   # float32 constants: T stays T
     lx = vlog(x)
     l1x = vlog1p(-x)
-    lx = lo if lx < lo else lx          # torch clamps each log at -100; NaN stays NaN
+    lx = lo if lx < lo else lx          # NaN stays NaN, as std::max(log, -100)
     l1x = lo if l1x < lo else l1x
     den = x * (one - x)
     den = tiny if den < tiny else den
-    return (t - one) * l1x - t * lx, (x - t) / den
+    return (t - one) * l1x - t * lx, np.divide(x - t, den)
 
 
 @inline
 def _bce_logits_elem(x, t, pw, k0, one):
+    """BCE with logits, stable for any finite x: with lw = 1 + (pw - 1) t,
+    l = (1 - t) x + lw (log1p(exp(-|x|)) + max(-x, 0))   (never exp of a positive number);
+    dl/dx = (pw t + 1 - t) sigmoid(x) - pw t, sigmoid(x) = exp(min(x, 0)) / (1 + exp(-|x|))."""
     zero = one - one
     ax = -x if x < zero else x
     e = vexp(-ax)
     sp = vlog1p(e) + (-x if x < zero else zero)
     lw = one + (pw - one) * t
-    sig = (e if x < zero else one) / (one + e)
+    sig = np.divide(e if x < zero else one, one + e)
     pt = pw * t
     return (one - t) * x + lw * sp, (pt + one - t) * sig - pt
 
 
 @inline
 def _hinge_elem(s, t, a, margin, one):
+    """l = relu(margin - t s) (NaN stays NaN, as torch's relu), dl/ds = -t where margin - t s
+    > 0, else 0 (0 at the kink, as torch's relu backward)."""
     zero = one - one
     z = margin - t * s
-    return (zero if z < zero else z), (-t if z > zero else zero)   # relu: NaN stays NaN
+    return (zero if z < zero else z), (-t if z > zero else zero)
 
 
 @inline
 def _squared_hinge_elem(s, t, a, margin, one):
+    """l = max(0, margin - t s)^2, dl/ds = -2 t max(0, margin - t s)."""
     zero = one - one
     z = margin - t * s
     h = zero if z < zero else z
@@ -210,23 +415,16 @@ def _squared_hinge_elem(s, t, a, margin, one):
 
 
 BCE, BCE_LOGITS, HINGE, SQUARED_HINGE = range(4)
-_TINY_F32 = np.float32(1e-12)
 
 
 @jit
-def _aux(aux, i, period, one):
-    if aux is None:
-        return one
-    return aux[i % period]
-
-
-@jit
-def _bin_chunk(kind, grad, loss, x, t, weight, aux, period, k0, gscale, lo, hi):
-    T = x.dtype.type
-    one, gs, k0 = T(1), T(gscale), T(k0)
+def _bin_loop(kind, grad, loss, x, t, weight, aux, k0, gs, one):
+    """One loop over slices indexed from 0 (aux, when given, aligned with them), compiled
+    once per kind (a compile-time constant: every loss gets its own vector loop)."""
+    literally(kind)
     s = 0.0
-    for i in range(lo, hi):
-        a = _aux(aux, i, period, one)
+    for i in range(x.size):
+        a = one if aux is None else aux[i]
         if kind == BCE:
             l, g = _bce_elem(x[i], t[i], a, k0, one)
         elif kind == BCE_LOGITS:
@@ -235,11 +433,48 @@ def _bin_chunk(kind, grad, loss, x, t, weight, aux, period, k0, gscale, lo, hi):
             l, g = _hinge_elem(x[i], t[i], a, k0, one)
         else:
             l, g = _squared_hinge_elem(x[i], t[i], a, k0, one)
-        wi = _wj(weight, i, one)
-        l = l * wi
-        _put(grad, i, g * wi * gs)
-        _put(loss, i, l)
+        if weight is not None:
+            wi = weight[i]
+            l = l * wi
+            g = g * wi
+        if grad is not None:
+            grad[i] = g * gs
+        if loss is not None:
+            loss[i] = l
         s += l
+    return s
+
+
+@jit
+def _run(aux, i, hi, period):
+    """The end of the run that starts at i, and aux's slice for it."""
+    if aux is None:
+        return hi, None
+    j0 = i % period
+    e = min(hi, i + period - j0)
+    return e, aux[j0:j0 + (e - i)]
+
+
+@jit
+def _bin_chunk(kind, grad, loss, x, t, weight, aux, period, k0, gscale, lo, hi):
+    """Elements [lo, hi), in runs that do not cross a multiple of period (aux, BCE's
+    pos_weight along the last axis, is then a plain slice: no i % period per element)."""
+    T = x.dtype.type
+    one, gs, k0 = T(1), T(gscale), T(k0)
+    s = 0.0
+    i = lo
+    while i < hi:
+        e, ap = _run(aux, i, hi, period)
+        g, lv, xs, ts, ws = _sl(grad, i, e), _sl(loss, i, e), x[i:e], t[i:e], _sl(weight, i, e)
+        if kind == BCE:
+            s += _bin_loop(BCE, g, lv, xs, ts, ws, ap, k0, gs, one)
+        elif kind == BCE_LOGITS:
+            s += _bin_loop(BCE_LOGITS, g, lv, xs, ts, ws, ap, k0, gs, one)
+        elif kind == HINGE:
+            s += _bin_loop(HINGE, g, lv, xs, ts, ws, ap, k0, gs, one)
+        else:
+            s += _bin_loop(SQUARED_HINGE, g, lv, xs, ts, ws, ap, k0, gs, one)
+        i = e
     return s
 
 
@@ -261,10 +496,12 @@ binary = kernel(_binary)
 
 @jit
 def _mm_row(g, x, y, w, p, margin, gscale):
+    """torch's multi_margin_loss: l = w_y / c * sum_{j != y} max(0, margin - x_y + x_j)^p,
+    dl/dx_j = w_y / c * p z_j^(p-1) [z_j > 0] (j != y), dl/dx_y = -sum_{j != y} dl/dx_j."""
     T = x.dtype.type
     C = x.size
     one, zero = T(1), T(0)
-    f = _wj(w, y, one) / T(C)
+    f = np.divide(_wj(w, y, one), T(C))
     gf = f * T(gscale)
     mg = T(margin)
     xy = x[y]
@@ -353,7 +590,7 @@ def _ce(grad, loss, logits, target, weight, n, c, s, ignore_index, label_smoothi
     gscale = (1.0 / denom if denom else float("inf")) if reduction == 1 else 1.0
     nch = _rows_plan(n * s, c)
     f = _ce_serial if nch == 1 else _ce_parallel
-    total = f(g, lv, x, target, weight, ignore_index, label_smoothing, wtotal, gscale, nch)
+    total = f(g, lv, x, target, weight, ignore_index, label_smoothing, wtotal, gscale, nch, CE_BLOCK)
     if g is not None:
         _unrows(g, grad, n, c, s)
     return _reduced(total, denom, reduction)
