@@ -198,3 +198,17 @@ def test_off_unless_the_default_backend_is_c(rng):
     finally:
         fastloss.set_backend("c")
     assert E.ew(0, p, t, "mean", True, None, None) is not NotImplemented
+
+
+def test_concurrent_calls_without_the_gil(rng):
+    """Large calls run without the GIL on the fast path: several Python threads at once get
+    exactly the serial results."""
+    from concurrent.futures import ThreadPoolExecutor
+    n = 100_003
+    pairs = [_pair(rng, np.float32, n) for _ in range(8)]
+    serial = [fastloss.huber(p, t, delta=0.5) for p, t in pairs]
+    with ThreadPoolExecutor(4) as ex:
+        results = list(ex.map(lambda pt: fastloss.huber(pt[0], pt[1], delta=0.5), pairs))
+    for (l1, g1), (l2, g2) in zip(serial, results):
+        assert l1 == l2
+        np.testing.assert_array_equal(g1, g2)
