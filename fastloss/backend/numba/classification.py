@@ -1,7 +1,7 @@
 """Classification losses, Numba kernels.  Same algorithms as csrc/classification_tmpl.h
 (see its comments): per row the max, then exp-and-sum storing e_j in the gradient row, then
-the gradient scaled in place; few classes (c <= 32) 16 rows at a time, transposed; the
-elementwise binary losses as one loop over an inline element function.
+the gradient scaled in place; few classes (c <= 32) 64 rows at a time, transposed (CE with
+class indices or probabilities, multi_margin); the elementwise binary losses as one loop over an inline element function.
 
 exp/log come from vmath.py (vectorizable; np.exp in a numba loop is a scalar libm call),
 picked by dtype through the vexp/vexpn/vlog/vlog1p overloads so that every kernel stays
@@ -17,7 +17,9 @@ What LLVM needs to vectorize these loops (each checked in the asm: zmm bodies):
   * no index lo + i: the chunk loops run over slices indexed from 0;
   * scratch arrays on the stack (_local): LLVM then knows they alias neither each other nor
     the caller's arrays, as the C kernel's local arrays (np.empty's pointer is opaque to it,
-    and the 16-lane loops stayed scalar).
+    and the lane loops stayed scalar);
+  * and, the other way round, strided copies kept scalar (gathers and scatters are slow on
+    this CPU): see the few-classes section.
 """
 import numpy as np
 from llvmlite import ir
@@ -246,75 +248,134 @@ def _ce_rows(grad, loss, x, target, w, ignore_index, eps, wtotal, gscale, lo, hi
     return s
 
 
-# ---- cross-entropy: few classes (c <= 32), 16 rows at a time --------------------------------
+# ---- cross-entropy: few classes (c <= 32), CE_BLOCK rows at a time ---------------------------
 # ce_small_block in csrc/classification_tmpl.h: the block's rows transposed into xt[j, k]
-# (class j of row k) so that every step is a vector over the 16 rows: no horizontal
-# reduction per row.  The lane vectors (max, sums, ...) are the rows of v; xt, v and the
+# (class j of row k) so that every step is a vector over the block's rows: no horizontal
+# reduction per row.  The lane vectors (max, sums, ...) are the rows of v; xt, qt, v and the
 # class weights wv live on the stack (_local), allocated once per chunk.  Lanes past the last
-# row of a partial block repeat row r0; they are dead (live = 0): never stored or summed.
-# The block's logits are all read before any of its gradient is written: grad may be x.
-# The lane loops run to K = CE_BLOCK passed at run time: with a constant 16 LLVM unrolls the
-# short loops (the max, the selects) fully and then leaves them scalar; with K unknown the
-# loop vectorizer makes them one zmm vector each (checked in the asm).
+# row of a partial block hold 0; they are dead (live = 0): never stored or summed.  The
+# block's logits are all read before any of its gradient is written: grad may be x.
+#
+# Measured on this machine (Zen 4, bench/NOTES.md), what makes these blocks fast in Numba:
+#   * the lane loops run to K = CE_BLOCK passed at run time: with a constant LLVM unrolls
+#     the short loops (the max, the selects) fully and then leaves them scalar; with K
+#     unknown the loop vectorizer makes them zmm vectors (checked in the asm);
+#   * no gathers or scatters: LLVM vectorizes a strided copy over the rows (k inner) with
+#     vgatherqps, over the classes (j inner) with vscatterqps, and both are slow here (the
+#     transposition was ~40% of a multi_margin block).  The copies are scalar, as C's: the
+#     class loop runs to the constant CE_SMALL with an exit at c, which the loop vectorizer
+#     does not take (two exits) and LLVM unrolls into straight copies;
+#   * x_y and w_y are picked by selects over the classes during the max, not gathered;
+#   * block-level helpers are inlined at the Numba IR level: as a call LLVM kept the
+#     transposition out of line, away from the stack buffer;
+#   * no row views (x[r]) in the per-row loops: with the early exit Numba left an NRT
+#     incref/decref call per row (~2x the block's time).
+# 64 rows, not 16 (as C; the block's fixed work spread wider).
 
-CE_SMALL, CE_BLOCK = 32, 16
-_M, _S, _SD, _DY, _WY, _Y, _LIVE, _L, _COEF, _GY = range(10)   # the rows of v
-_LANES = 10
+CE_SMALL, CE_BLOCK = 32, 64
+_M, _S, _SD, _DY, _WY, _Y, _LIVE, _L, _COEF, _GY, _QA, _QB = range(12)   # the rows of v
+_LANES = 12
+
+
+@inline
+def _transpose_in(xt, x, r0, nr, K):
+    """xt[j, k] = x[r0 + k, j] for the block's nr rows, 0 in the lanes past them."""
+    C = x.shape[1]
+    for k in range(nr):
+        for j in range(CE_SMALL):   # to c: the exit keeps the loop scalar (see above)
+            if j == C:
+                break
+            xt[j, k] = x[r0 + k, j]
+    if nr < K:
+        for j in range(C):
+            xj = xt[j]
+            for k in range(nr, K):
+                xj[k] = 0
+
+
+@inline
+def _transpose_out(g, xt, r0, nr):
+    """g[r0 + k, j] = xt[j, k] for the block's nr rows."""
+    C = g.shape[1]
+    for k in range(nr):
+        for j in range(CE_SMALL):
+            if j == C:
+                break
+            g[r0 + k, j] = xt[j, k]
 
 
 @jit
 def _ce_small(grad, loss, x, target, w, ignore_index, eps, wtotal, gscale, lo, hi, K):
+    """target (R,) class indices or (R, C) probabilities (soft: transposed into qt like the
+    logits; q'_j = (1 - eps) q_j + eps / c as in _ce_prob_row)."""
     T = x.dtype.type
     C = x.shape[1]
     zero, one = T(0), T(1)
     xt = _local(x, CE_SMALL, CE_BLOCK)
+    qt = _local(x, CE_SMALL, CE_BLOCK)   # probability targets only
     v = _local(x, _LANES, CE_BLOCK)
     wv = _local(x, 1, CE_SMALL)[0]   # the class weights, or ones
     for j in range(C):
         wv[j] = _wj(w, j, one)
-    m, S, sd, dy, wy, yf, live, l, coef, gy = (v[_M], v[_S], v[_SD], v[_DY], v[_WY], v[_Y], v[_LIVE],
-                                               v[_L], v[_COEF], v[_GY])
+    m, S, sd, dy, wy, yf, live = v[_M], v[_S], v[_SD], v[_DY], v[_WY], v[_Y], v[_LIVE]
+    l, coef, gy, qa, qb = v[_L], v[_COEF], v[_GY], v[_QA], v[_QB]
     ome, epsc, gs, wt = one - T(eps), np.divide(T(eps), T(C)), T(gscale), T(wtotal)
     total = 0.0
     for r0 in range(lo, hi, CE_BLOCK):
         nr = min(hi - r0, CE_BLOCK)
         for k in range(K):
-            t = target[r0 + k] if k < nr else ignore_index
-            on = t != ignore_index
-            y = t if on else 0
+            if target.ndim == 1:
+                t = target[r0 + k] if k < nr else ignore_index
+                on = t != ignore_index
+                yf[k] = T(t) if on else -one   # class indices < 32: exact in T; -1: no class
+            else:
+                on = k < nr
+                yf[k] = -one
             live[k] = one if on else zero
-            yf[k] = T(y)   # class indices < 32: exact in T
-            wy[k] = wv[y]
-            r = r0 + (k if k < nr else 0)   # lanes past the last row repeat row r0
-            dy[k] = x[r, y]
-            m[k] = x[r, 0]
+            dy[k] = zero
+            wy[k] = zero
             S[k] = zero
             sd[k] = zero
-        # the transposition, with the max: a gather per class (vectorized over k); the
-        # other loop order would scatter, which is slower still than C's scalar copies
-        for j in range(C):
+            qa[k] = zero
+            qb[k] = zero
+        _transpose_in(xt, x, r0, nr, K)
+        if target.ndim == 2:
+            _transpose_in(qt, target, r0, nr, K)
+        for k in range(K):
+            m[k] = xt[0, k]
+        for j in range(1, C):
             xj = xt[j]
             for k in range(K):
-                a = x[r0 + (k if k < nr else 0), j]
-                xj[k] = a
-                m[k] = a if a > m[k] else m[k]
-        for j in range(C):   # e = exp(x - m) in place; sum_j w_j (x_j - m) is used with smoothing
-            wj = wv[j]
+                m[k] = xj[k] if xj[k] > m[k] else m[k]
+        for j in range(C):   # e = exp(x - m) in place, the sums the loss needs, and
+            wj = wv[j]       # x_y - m, w_y by selects (not gathers)
+            tj = T(j)
             xj = xt[j]
+            qj = qt[j]
             for k in range(K):
                 d = xj[k] - m[k]
-                sd[k] += wj * d
+                hit = yf[k] == tj
+                dy[k] = d if hit else dy[k]   # x_y - m as the exp's: under 'reassoc' LLVM
+                wy[k] = wj if hit else wy[k]  # turned lse - (x_y - m) into lse - x_y + m
+                if target.ndim == 2:
+                    qw = (ome * qj[k] + epsc) * wj
+                    qa[k] += qw
+                    qb[k] += qw * d
+                else:
+                    sd[k] += wj * d   # used with label smoothing
                 e = vexpn(d)
                 S[k] += e
                 xj[k] = e
         for k in range(K):
-            lse = vlog(S[k])
-            d = dy[k] - m[k]
-            if eps != 0:
-                lk = ome * wy[k] * (lse - d) + epsc * (wt * lse - sd[k])
+            lse = vlog(S[k])   # log-sum-exp - m: S >= 1
+            if target.ndim == 2:   # -sum_j q'_j w_j log p_j
+                lk = qa[k] * lse - qb[k]
+                A = qa[k]
+            elif eps != 0:   # torch: (1 - eps) * nll + eps/c * sum_j w_j (-log p_j)
+                lk = ome * wy[k] * (lse - dy[k]) + epsc * (wt * lse - sd[k])
                 A = ome * wy[k] + epsc * wt
             else:
-                lk = wy[k] * (lse - d)
+                lk = wy[k] * (lse - dy[k])
                 A = wy[k]
             on = live[k] != zero
             l[k] = lk if on else zero
@@ -326,18 +387,19 @@ def _ce_small(grad, loss, x, target, w, ignore_index, eps, wtotal, gscale, lo, h
             for k in range(nr):
                 loss[r0 + k] = l[k]
         if grad is not None:
-            ge = gs * epsc
             for j in range(C):
-                gej = ge * wv[j]
+                wj = wv[j]
+                gej = gs * epsc * wj
                 tj = T(j)
                 xj = xt[j]
+                qj = qt[j]
                 for k in range(K):
-                    gk = xj[k] * coef[k] - gej - (gy[k] if yf[k] == tj else zero)
+                    if target.ndim == 2:
+                        gk = xj[k] * coef[k] - gs * (ome * qj[k] + epsc) * wj
+                    else:
+                        gk = xj[k] * coef[k] - gej - (gy[k] if yf[k] == tj else zero)
                     xj[k] = gk if live[k] != zero else zero
-            for k in range(nr):
-                gr = grad[r0 + k]
-                for j in range(C):
-                    gr[j] = xt[j, k]
+            _transpose_out(grad, xt, r0, nr)
     return total
 
 
@@ -348,7 +410,7 @@ def _cross_entropy(grad, loss, x, target, weight, ignore_index, eps, wtotal, gsc
     parts = np.zeros(nchunks)
     for c in prange(nchunks):
         lo, hi = bounds(R, c, nchunks)
-        if target.ndim == 1 and C <= CE_SMALL:
+        if C <= CE_SMALL:
             parts[c] = _ce_small(grad, loss, x, target, weight, ignore_index, eps, wtotal, gscale, lo, hi, K)
         else:
             parts[c] = _ce_rows(grad, loss, x, target, weight, ignore_index, eps, wtotal, gscale, lo, hi)
@@ -521,16 +583,91 @@ def _mm_row(g, x, y, w, p, margin, gscale):
     return float(s * f)
 
 
-def _multi_margin(grad, loss, x, target, weight, p, margin, gscale, nchunks):
-    R = x.shape[0]
+# Few classes (c <= 32): mm_block in csrc/classification_tmpl.h, CE_BLOCK rows at a time
+# transposed as in _ce_small (a row-at-a-time loop over 7 classes runs in its scalar
+# remainder).  The lanes past the last row of a partial block hold 0 and have f = 0 and
+# l = 0 (a select, not 0 * s: s may be inf); they are never stored.  All of the block's
+# logits are read before its gradient is written: grad may be x.
+
+_XY, _F, _GF, _MS, _GSUM, _YI = range(6)   # the rows of v
+_MM_LANES = 6
+
+
+@jit
+def _mm_small(grad, loss, x, target, w, p2, margin, gscale, lo, hi, K):
+    """p2: p == 2, a compile-time constant (one lane loop each)."""
+    literally(p2)
+    T = x.dtype.type
+    C = x.shape[1]
+    zero, one, mg, gs = T(0), T(1), T(margin), T(gscale)
+    xt = _local(x, CE_SMALL, CE_BLOCK)
+    v = _local(x, _MM_LANES, CE_BLOCK)
+    fv = _local(x, 1, CE_SMALL)[0]   # w_j / c
+    for j in range(C):
+        fv[j] = np.divide(_wj(w, j, one), T(C))
+    xy, f, gf, s, gsum, yf = v[_XY], v[_F], v[_GF], v[_MS], v[_GSUM], v[_YI]
+    total = 0.0
+    for r0 in range(lo, hi, CE_BLOCK):
+        nr = min(hi - r0, CE_BLOCK)
+        for k in range(K):
+            yf[k] = T(target[r0 + k]) if k < nr else -one   # class indices < 32: exact in T; -1: none
+            xy[k] = zero
+            f[k] = zero
+            s[k] = zero
+            gsum[k] = zero
+        _transpose_in(xt, x, r0, nr, K)
+        for j in range(C):   # x_y and w_y / c by selects over the classes, not gathers
+            fj = fv[j]
+            tj = T(j)
+            xj = xt[j]
+            for k in range(K):
+                on = yf[k] == tj
+                xy[k] = xj[k] if on else xy[k]
+                f[k] = fj if on else f[k]
+        for k in range(K):   # f = 0 in the dead lanes (y = -1 matched no class)
+            gf[k] = f[k] * gs
+        for j in range(C):
+            tj = T(j)
+            xj = xt[j]
+            for k in range(K):
+                z = mg - xy[k] + xj[k]
+                on = z > zero and yf[k] != tj
+                h = z if on else zero
+                s[k] += h * h if p2 else h
+                gj = ((h + h) if p2 else one) * gf[k] if on else zero
+                gsum[k] += gj
+                xj[k] = gj
+        for k in range(K):
+            lk = s[k] * f[k] if k < nr else zero
+            s[k] = lk
+            total += float(lk)
+        if loss is not None:
+            for k in range(nr):
+                loss[r0 + k] = s[k]
+        if grad is not None:
+            _transpose_out(grad, xt, r0, nr)
+            for k in range(nr):   # dl/dx_y = -sum_{j != y} dl/dx_j (its lane holds 0)
+                grad[r0 + k, target[r0 + k]] = -gsum[k]
+    return total
+
+
+def _multi_margin(grad, loss, x, target, weight, p, margin, gscale, nchunks, K):
+    """K = CE_BLOCK, passed at run time: see _ce_small."""
+    R, C = x.shape
     parts = np.zeros(nchunks)
     for c in prange(nchunks):
         lo, hi = bounds(R, c, nchunks)
         s = 0.0
-        for r in range(lo, hi):
-            l = _mm_row(_row(grad, r), x[r], target[r], weight, p, margin, gscale)
-            _put(loss, r, l)
-            s += l
+        if C <= CE_SMALL:
+            if p == 2:
+                s = _mm_small(grad, loss, x, target, weight, True, margin, gscale, lo, hi, K)
+            else:
+                s = _mm_small(grad, loss, x, target, weight, False, margin, gscale, lo, hi, K)
+        else:
+            for r in range(lo, hi):
+                l = _mm_row(_row(grad, r), x[r], target[r], weight, p, margin, gscale)
+                _put(loss, r, l)
+                s += l
         parts[c] = s
     total = 0.0
     for c in range(nchunks):
@@ -640,5 +777,5 @@ def multi_margin(grad, loss, logits, target, weight, n, c, p, margin, reduction)
     gscale = 1.0 / n if (reduction == 1 and n) else 1.0
     nch = _rows_plan(n, c)
     f = _mm_serial if nch == 1 else _mm_parallel
-    total = f(g, lv, logits.reshape(n, c), target.reshape(-1), weight, p, margin, gscale, nch)
+    total = f(g, lv, logits.reshape(n, c), target.reshape(-1), weight, p, margin, gscale, nch, CE_BLOCK)
     return _reduced(total, n, reduction)
