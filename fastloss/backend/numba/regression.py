@@ -12,6 +12,8 @@ Layout (numba shapes it):
     dispatching on ``kind`` once per chunk, never per element.  numba caches no closures,
     so this switch is how one driver serves every loss.
 """
+import types
+
 import numpy as np
 from numba import prange
 
@@ -39,106 +41,118 @@ def _store(grad, loss, i, g, l):
         loss[i] = l
 
 
+# Each loss is a prep (per-call constants in the array's dtype, gradient scale folded in)
+# and an element function (d, k) -> (loss, gscale * dloss/dpred), as in the C template.
 @inline
-def _mse_elem(d, c0):
-    return d * d, c0 * d
-
-
-@jit
-def _mse_chunk(grad, loss, pred, target, gscale, h, lo, hi):
+def _mse_prep(pred, gscale, h):
     T = pred.dtype.type
-    c0 = T(2) * T(gscale)
-    p, t, gr, ls = pred[lo:hi], target[lo:hi], _part(grad, lo, hi), _part(loss, lo, hi)
-    s = 0.0
-    for i in range(p.size):
-        l, g = _mse_elem(p[i] - t[i], c0)
-        _store(gr, ls, i, g, l)
-        s += l
-    return s
+    return (T(2) * T(gscale),)
 
 
 @inline
-def _smooth_l2_elem(d, half, c0):
-    return half * d * d, c0 * d
+def _mse_elem(d, k):
+    return d * d, k[0] * d
 
 
-@jit
-def _smooth_l2_chunk(grad, loss, pred, target, gscale, h, lo, hi):
+@inline
+def _smooth_l2_prep(pred, gscale, h):
     T = pred.dtype.type
-    half, c0 = T(0.5), T(gscale)
-    p, t, gr, ls = pred[lo:hi], target[lo:hi], _part(grad, lo, hi), _part(loss, lo, hi)
-    s = 0.0
-    for i in range(p.size):
-        l, g = _smooth_l2_elem(p[i] - t[i], half, c0)
-        _store(gr, ls, i, g, l)
-        s += l
-    return s
+    return (T(0.5), T(gscale))
 
 
 @inline
-def _mae_elem(d, gs, zero):
+def _smooth_l2_elem(d, k):
+    return k[0] * d * d, k[1] * d
+
+
+@inline
+def _mae_prep(pred, gscale, h):
+    T = pred.dtype.type
+    return (T(gscale), T(0))
+
+
+@inline
+def _mae_elem(d, k):
     # sign(d) as two comparisons: 0 at d == 0 and at NaN, as torch's l1_loss backward
+    gs, zero = k
     g = gs if d > zero else (-gs if d < zero else zero)
-    return (-d if d < zero else d), g
-
-
-@jit
-def _mae_chunk(grad, loss, pred, target, gscale, h, lo, hi):
-    T = pred.dtype.type
-    gs, zero = T(gscale), T(0)
-    p, t, gr, ls = pred[lo:hi], target[lo:hi], _part(grad, lo, hi), _part(loss, lo, hi)
-    s = 0.0
-    for i in range(p.size):
-        l, g = _mae_elem(p[i] - t[i], gs, zero)
-        _store(gr, ls, i, g, l)
-        s += l
-    return s
+    return abs(d), g
 
 
 @inline
-def _huber_elem(d, delta, half, half_delta, gs_delta, gs):
-    # torch.nn.functional.huber_loss; NaN falls through to the linear branch and stays NaN
-    a = -d if d < 0 else d
-    g = -gs_delta if d < -delta else (gs_delta if d > delta else gs * d)
+def _huber_prep(pred, gscale, h):
+    T = pred.dtype.type
+    delta, gs = T(h), T(gscale)
+    return (delta, T(0.5), T(0.5) * delta, gs)
+
+
+@inline
+def _huber_elem(d, k):
+    # torch.nn.functional.huber_loss.  The gradient is gscale * clamp(d, -delta, delta),
+    # selects that keep NaN (x86 max/min: a NaN d comes out as d), as in C.
+    delta, half, half_delta, gs = k
+    g = -delta if d < -delta else d
+    g = delta if g > delta else g
+    a = abs(d)
     l = half * d * d if a < delta else delta * (a - half_delta)
-    return l, g
-
-
-@jit
-def _huber_chunk(grad, loss, pred, target, gscale, h, lo, hi):
-    T = pred.dtype.type
-    delta, half, gs = T(h), T(0.5), T(gscale)
-    half_delta, gs_delta = half * delta, gs * delta
-    p, t, gr, ls = pred[lo:hi], target[lo:hi], _part(grad, lo, hi), _part(loss, lo, hi)
-    s = 0.0
-    for i in range(p.size):
-        l, g = _huber_elem(p[i] - t[i], delta, half, half_delta, gs_delta, gs)
-        _store(gr, ls, i, g, l)
-        s += l
-    return s
+    return l, gs * g
 
 
 @inline
-def _smooth_l1_elem(d, beta, half_over_beta, half_beta, gs_over_beta, gs):
-    # torch.nn.functional.smooth_l1_loss for beta > 0 (beta == 0 is routed to mae)
-    a = -d if d < 0 else d
-    g = -gs if d < -beta else (gs if d > beta else gs_over_beta * d)
+def _smooth_l1_prep(pred, gscale, h):
+    T = pred.dtype.type
+    beta, gs = T(h), T(gscale)
+    return (beta, T(0.5) / beta, T(0.5) * beta, gs / beta, abs(gs))
+
+
+@inline
+def _smooth_l1_elem(d, k):
+    # torch.nn.functional.smooth_l1_loss for beta > 0 (beta == 0 is routed to mae); the
+    # gradient clamp(d * gscale/beta, -|gscale|, |gscale|) as in C
+    beta, half_over_beta, half_beta, gs_over_beta, gs_abs = k
+    g = gs_over_beta * d
+    g = -gs_abs if g < -gs_abs else g
+    g = gs_abs if g > gs_abs else g
+    a = abs(d)
     l = half_over_beta * d * d if a < beta else a - half_beta
     return l, g
 
 
-@jit
-def _smooth_l1_chunk(grad, loss, pred, target, gscale, h, lo, hi):
-    T = pred.dtype.type
-    beta, gs = T(h), T(gscale)
-    half_over_beta, half_beta, gs_over_beta = T(0.5) / beta, T(0.5) * beta, gs / beta
+def _chunk(grad, loss, pred, target, gscale, h, lo, hi):
+    """Elements [lo, hi) of one loss (_prep/_elem are bound per loss below).  The loss sum:
+    each 64-element block is added in the array's dtype, then into the float64 total, as
+    C does: one float->double conversion per block, not per element."""
+    k = _prep(pred, gscale, h)
+    zero = pred.dtype.type(0)
     p, t, gr, ls = pred[lo:hi], target[lo:hi], _part(grad, lo, hi), _part(loss, lo, hi)
+    n = p.size
+    nb = n - n % 64
     s = 0.0
-    for i in range(p.size):
-        l, g = _smooth_l1_elem(p[i] - t[i], beta, half_over_beta, half_beta, gs_over_beta, gs)
+    for b in range(0, nb, 64):
+        bs = zero
+        for i in range(b, b + 64):
+            l, g = _elem(p[i] - t[i], k)
+            _store(gr, ls, i, g, l)
+            bs += l
+        s += bs
+    for i in range(nb, n):
+        l, g = _elem(p[i] - t[i], k)
         _store(gr, ls, i, g, l)
         s += l
     return s
+
+
+def _bind(name):
+    """_chunk compiled for one loss: a copy of its code whose globals name that loss's
+    prep and element function (numba caches it under its own name, like kernel's twins)."""
+    g = dict(globals(), _prep=globals()[f"_{name}_prep"], _elem=globals()[f"_{name}_elem"])
+    f = types.FunctionType(_chunk.__code__, g, f"_{name}_chunk")
+    f.__qualname__ = f"_{name}_chunk"
+    return jit(f)
+
+
+_mse_chunk, _smooth_l2_chunk, _mae_chunk, _huber_chunk, _smooth_l1_chunk = (
+    _bind(name) for name in KIND)
 
 
 def _ew_loss(kind, grad, loss, pred, target, gscale, h, nchunks):
