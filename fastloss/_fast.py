@@ -1,10 +1,14 @@
 """The C fast path of the public functions (csrc/pyentry/entry.c), bound to the C kernels.
 
-``entry.<name>(...)`` takes a public function's arguments and returns its result when they
-are the common valid case, else ``NotImplemented`` (nothing touched): the caller then runs
-its checked Python path.  It is on only while the default backend is "c" (refresh() is
-called by set_backend); with no C extension, ``entry`` is a stand-in that always declines.
+``entry.<name>(..., backend)`` takes a public function's arguments and returns its result
+when they are the common valid case, else ``NotImplemented`` (nothing touched): the caller
+then runs its checked Python path.  It serves backend="c", and backend=None while the
+default backend is "c" (refresh() is called by set_backend); with no C extension, ``entry``
+is a stand-in that always declines.  ``checked_only()`` turns it off (tests compare the two
+paths).
 """
+import contextlib
+
 from . import _config
 
 
@@ -15,10 +19,10 @@ class _Declines:
     def _no(*args):
         return NotImplemented
 
-    ew = binary = sgd = adam = adagrad = rmsprop = cross_entropy = _no
+    ew = binary = multi_margin = sgd = adam = adagrad = rmsprop = cross_entropy = _no
 
     @staticmethod
-    def enable(flag):
+    def enable(default, named):
         pass
 
 
@@ -27,7 +31,7 @@ _KERNELS = {name: (f"fl_{name}_f32", f"fl_{name}_f64")
             for name in ("mse", "smooth_l2", "mae", "huber", "smooth_l1", "sgd", "adam", "adagrad",
                          "rmsprop", "cross_entropy", "binary_cross_entropy",
                          "binary_cross_entropy_with_logits", "hinge", "squared_hinge", "first_outside",
-                         "first_not_sign")}
+                         "first_not_sign", "multi_margin")}
 _KERNELS["first_bad_target"] = ("fl_first_bad_target", "fl_first_bad_target")
 
 
@@ -49,13 +53,23 @@ entry = _load()
 
 
 def refresh():
-    """Fast path on iff the default backend is "c" (an invalid $FASTLOSS_BACKEND: off, so
-    that the checked path reports it)."""
+    """Fast path on for backend="c", and for backend=None iff the default backend is "c"
+    (an invalid $FASTLOSS_BACKEND: off, so that the checked path reports it)."""
     try:
         on = _config.get_backend() == "c"
     except ValueError:
         on = False
-    entry.enable(on)
+    entry.enable(on, True)
+
+
+@contextlib.contextmanager
+def checked_only():
+    """Within the block every call runs the checked Python path (not thread-safe: tests)."""
+    entry.enable(False, False)
+    try:
+        yield
+    finally:
+        refresh()
 
 
 refresh()

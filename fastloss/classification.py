@@ -68,10 +68,10 @@ def cross_entropy(logits, target, *, weight=None, ignore_index=-100, label_smoot
       ``(loss, grad)`` or ``loss``.
     Reference: https://pytorch.org/docs/stable/generated/torch.nn.functional.cross_entropy.html
     """
-    if backend is None:  # the C fast path, for (N, C) logits and index targets (fastloss._fast)
-        r = _E.cross_entropy(logits, target, weight, ignore_index, label_smoothing, reduction, grad, out)
-        if r is not NotImplemented:
-            return r
+    # the C fast path, for (N, C) logits and index targets (fastloss._fast)
+    r = _E.cross_entropy(logits, target, weight, ignore_index, label_smoothing, reduction, grad, out, backend)
+    if r is not NotImplemented:
+        return r
     mode = V.reduction_mode(reduction)
     want_grad = V.flag(grad, "grad")
     eps = V.closed_unit(label_smoothing, "label_smoothing")
@@ -152,8 +152,8 @@ def binary_cross_entropy(prob, target, *, weight=None, reduction="mean", grad=Tr
     ``target`` has prob's shape; ``weight`` broadcasts to it (NumPy rules).
     Other arguments as every fastloss loss.
     """
-    if backend is None and weight is None:  # the C fast path (fastloss._fast)
-        r = _E.binary(11, prob, target, reduction, grad, out, None)
+    if weight is None:  # the C fast path (fastloss._fast)
+        r = _E.binary(11, prob, target, reduction, grad, out, None, backend)
         if r is not NotImplemented:
             return r
     mode = V.reduction_mode(reduction)
@@ -184,8 +184,8 @@ def binary_cross_entropy_with_logits(logits, target, *, weight=None, pos_weight=
     ``pos_weight``: positive-class weights along the last axis (shape (C,) or broadcastable
     to it, C = logits.shape[-1]); ``weight`` broadcasts to the logits' shape.
     """
-    if backend is None and weight is None and pos_weight is None:  # the C fast path
-        r = _E.binary(12, logits, target, reduction, grad, out, None)
+    if weight is None and pos_weight is None:  # the C fast path
+        r = _E.binary(12, logits, target, reduction, grad, out, None, backend)
         if r is not NotImplemented:
             return r
     mode = V.reduction_mode(reduction)
@@ -203,8 +203,8 @@ def binary_cross_entropy_with_logits(logits, target, *, weight=None, pos_weight=
 
 
 def _hinge(name, scores, target, margin, weight, reduction, grad, out, backend):
-    if backend is None and weight is None:  # the C fast path (fastloss._fast)
-        r = _E.binary(13 if name == "hinge" else 14, scores, target, reduction, grad, out, margin)
+    if weight is None:  # the C fast path (fastloss._fast)
+        r = _E.binary(13 if name == "hinge" else 14, scores, target, reduction, grad, out, margin, backend)
         if r is not NotImplemented:
             return r
     mode = V.reduction_mode(reduction)
@@ -244,6 +244,10 @@ def multi_margin(logits, target, *, p=1, margin=1.0, weight=None, reduction="mea
 
     logits (N, C) or (C,); target integer (N,) or () in [0, C); weight (C,).
     """
+    # the C fast path, for (N, C) logits without class weights (fastloss._fast)
+    r = _E.multi_margin(logits, target, p, margin, weight, reduction, grad, out, backend)
+    if r is not NotImplemented:
+        return r
     mode = V.reduction_mode(reduction)
     want_grad = V.flag(grad, "grad")
     if isinstance(p, (bool, np.bool_)) or p not in (1, 2):

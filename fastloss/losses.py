@@ -67,20 +67,18 @@ def mse(pred, target, *, reduction="mean", grad=True, out=None, backend=None):
       ``(loss, grad)``, or ``loss`` when ``grad=False``.
     Matches ``torch.nn.functional.mse_loss`` and its autograd gradient.
     """
-    if backend is None:
-        r = _E.ew(0, pred, target, reduction, grad, out, None)
-        if r is not NotImplemented:
-            return r
+    r = _E.ew(0, pred, target, reduction, grad, out, None, backend)
+    if r is not NotImplemented:
+        return r
     return _ew_loss("mse", pred, target, reduction, grad, out, backend)
 
 
 def smooth_l2(pred, target, *, reduction="mean", grad=True, out=None, backend=None):
     """"Smooth L2": half the squared error, ``l = (pred - target)**2 / 2``, ``dl/dpred =
     pred - target`` (= 0.5 * mse).  Arguments and returns as :func:`mse`."""
-    if backend is None:
-        r = _E.ew(1, pred, target, reduction, grad, out, None)
-        if r is not NotImplemented:
-            return r
+    r = _E.ew(1, pred, target, reduction, grad, out, None, backend)
+    if r is not NotImplemented:
+        return r
     return _ew_loss("smooth_l2", pred, target, reduction, grad, out, backend)
 
 
@@ -88,10 +86,9 @@ def mae(pred, target, *, reduction="mean", grad=True, out=None, backend=None):
     """Mean absolute error (L1): ``l = |pred - target|``, ``dl/dpred = sign(pred - target)``,
     0 where the error is 0 (and where it is NaN), as ``torch.nn.functional.l1_loss``.
     Arguments and returns as :func:`mse`."""
-    if backend is None:
-        r = _E.ew(2, pred, target, reduction, grad, out, None)
-        if r is not NotImplemented:
-            return r
+    r = _E.ew(2, pred, target, reduction, grad, out, None, backend)
+    if r is not NotImplemented:
+        return r
     return _ew_loss("mae", pred, target, reduction, grad, out, backend)
 
 
@@ -103,10 +100,9 @@ def huber(pred, target, *, delta=1.0, reduction="mean", grad=True, out=None, bac
     ``l = d**2 / 2`` where ``|d| < delta``, else ``delta * (|d| - delta / 2)``;
     ``dl/dpred = clip(d, -delta, delta)``.  ``delta > 0``.  Other arguments as :func:`mse`.
     Reference: Huber, "Robust Estimation of a Location Parameter" (1964)."""
-    if backend is None:
-        r = _E.ew(3, pred, target, reduction, grad, out, delta)
-        if r is not NotImplemented:
-            return r
+    r = _E.ew(3, pred, target, reduction, grad, out, delta, backend)
+    if r is not NotImplemented:
+        return r
     delta = V.positive(delta, "delta")
     return _ew_loss("huber", pred, target, reduction, grad, out, backend, delta)
 
@@ -116,9 +112,8 @@ def smooth_l1(pred, target, *, beta=1.0, reduction="mean", grad=True, out=None, 
     ``|d| < beta``, else ``|d| - beta / 2``; ``dl/dpred = clip(d / beta, -1, 1)``.
     ``beta >= 0``; ``beta = 0`` is exactly L1 (:func:`mae`).  Other arguments as :func:`mse`.
     Reference: Girshick, "Fast R-CNN" (2015)."""
-    if backend is None:
-        r = _E.ew(4, pred, target, reduction, grad, out, beta)
-        if r is not NotImplemented:
-            return r
+    r = _E.ew(4, pred, target, reduction, grad, out, beta, backend)
+    if r is not NotImplemented:
+        return r
     beta = V.nonneg(beta, "beta")
     return _ew_loss("smooth_l1", pred, target, reduction, grad, out, backend, beta)

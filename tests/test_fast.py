@@ -23,7 +23,7 @@ def _pair(rng, dt, n=1001):
 def test_fast_path_is_built_and_on():
     assert E.__name__ == "fastloss._entry", "the C fast path was not built"
     p = np.ones(3, np.float32)
-    assert E.ew(0, p, p, "mean", True, None, None) is not NotImplemented
+    assert E.ew(0, p, p, "mean", True, None, None, None) is not NotImplemented
 
 
 @pytest.mark.parametrize("dt", DTYPES)
@@ -33,9 +33,10 @@ def test_regression_same_bits_as_checked_path(rng, dt, name, kid, kw, reduction)
     p, t = _pair(rng, dt)
     fn = getattr(fastloss, name)
     hyper = next(iter(kw.values()), None)
-    fast = E.ew(kid, p, t, reduction, True, None, hyper)
+    fast = E.ew(kid, p, t, reduction, True, None, hyper, None)
     assert fast is not NotImplemented
-    slow = fn(p, t, reduction=reduction, backend="c", **kw)
+    with _fast.checked_only():
+        slow = fn(p, t, reduction=reduction, backend="c", **kw)
     assert type(fast[0]) is type(slow[0]) and fast[0] == slow[0]
     np.testing.assert_array_equal(fast[1], slow[1])
     # out=, out=pred, grad=False, through the public function
@@ -64,10 +65,11 @@ def test_binary_same_bits_as_checked_path(rng, dt, reduction, name, kid):
             t = (t + 1) / 2
     margin = 0.7 if "hinge" in name else None
     kw = {} if margin is None else {"margin": margin}
-    fast = E.binary(kid, x, t, reduction, True, None, margin)
+    fast = E.binary(kid, x, t, reduction, True, None, margin, None)
     assert fast is not NotImplemented
     fn = getattr(fastloss, name)
-    slow = fn(x, t, reduction=reduction, backend="c", **kw)
+    with _fast.checked_only():
+        slow = fn(x, t, reduction=reduction, backend="c", **kw)
     assert type(fast[0]) is type(slow[0]) and fast[0] == slow[0]
     np.testing.assert_array_equal(fast[1], slow[1])
     xc = x.copy()
@@ -82,7 +84,7 @@ def test_binary_same_bits_as_checked_path(rng, dt, reduction, name, kid):
         bad_t[7] = 0.5
     else:
         return
-    assert E.binary(kid, bad_x, bad_t, reduction, True, None, margin) is NotImplemented
+    assert E.binary(kid, bad_x, bad_t, reduction, True, None, margin, None) is NotImplemented
     with pytest.raises(ValueError, match=r"position \(7,\)"):
         fn(bad_x, bad_t, **kw)
 
@@ -106,7 +108,8 @@ def test_optimizers_same_bits_as_checked_path(rng, dt):
         ref = [a.copy() for a in [p, *states]]
         out = fn(p, g, *states, **kw)
         assert out is p
-        fn(ref[0], g, *ref[1:], backend="c", **kw)
+        with _fast.checked_only():
+            fn(ref[0], g, *ref[1:], backend="c", **kw)
         for a, b in zip([p, *states], ref):
             np.testing.assert_array_equal(a, b, err_msg=f"{fn.__name__} {kw}")
 
@@ -118,9 +121,10 @@ def test_cross_entropy_same_bits_as_checked_path(rng, dt, reduction):
         x = rng.standard_normal((n, c)).astype(dt)
         y = rng.integers(0, c, n)
         y[::5] = -100
-        fast = E.cross_entropy(x, y, None, -100, 0.1, reduction, True, None)
+        fast = E.cross_entropy(x, y, None, -100, 0.1, reduction, True, None, None)
         assert fast is not NotImplemented
-        slow = fastloss.cross_entropy(x, y, label_smoothing=0.1, reduction=reduction, backend="c")
+        with _fast.checked_only():
+            slow = fastloss.cross_entropy(x, y, label_smoothing=0.1, reduction=reduction, backend="c")
         assert type(fast[0]) is type(slow[0])
         np.testing.assert_array_equal(fast[0], slow[0])   # nan (all ignored, mean) included
         np.testing.assert_array_equal(fast[1], slow[1])
@@ -131,27 +135,57 @@ def test_cross_entropy_same_bits_as_checked_path(rng, dt, reduction):
         np.testing.assert_array_equal(xc, slow[1])
 
 
+@pytest.mark.parametrize("dt", DTYPES)
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize("p", [1, 2])
+def test_multi_margin_same_bits_as_checked_path(rng, dt, reduction, p):
+    for n, c in [(1, 1), (3, 2), (1000, 7), (65, 32), (9, 33), (5, 300)]:
+        x = (rng.standard_normal((n, c)) * 2).astype(dt)
+        y = rng.integers(0, c, n)
+        fast = E.multi_margin(x, y, p, 0.8, None, reduction, True, None, None)
+        assert fast is not NotImplemented
+        with _fast.checked_only():
+            slow = fastloss.multi_margin(x, y, p=p, margin=0.8, reduction=reduction, backend="c")
+        assert type(fast[0]) is type(slow[0]) and fast[0] == slow[0]
+        np.testing.assert_array_equal(fast[1], slow[1])
+        xc = x.copy()
+        loss, g = fastloss.multi_margin(xc, y, p=p, margin=0.8, reduction=reduction, out=xc)
+        assert g is xc and loss == slow[0]
+        np.testing.assert_array_equal(xc, slow[1])
+        with _fast.checked_only():
+            slow_nograd = fastloss.multi_margin(x, y, p=p, margin=0.8, reduction=reduction, grad=False)
+        assert fastloss.multi_margin(x, y, p=p, margin=0.8, reduction=reduction, grad=False) == slow_nograd
+
+
+def test_checked_only_turns_the_fast_path_off(rng):
+    p, t = _pair(rng, np.float32, 10)
+    with _fast.checked_only():
+        assert E.ew(0, p, t, "mean", True, None, None, None) is NotImplemented
+        assert E.ew(0, p, t, "mean", True, None, None, "c") is NotImplemented
+    assert E.ew(0, p, t, "mean", True, None, None, "c") is not NotImplemented
+
+
 def test_declines_what_is_not_the_common_case(rng):
     p, t = _pair(rng, np.float32, 100)
     g = np.empty_like(p)
     declined = [
-        E.ew(0, p, t, "none", True, None, None),              # reduction none
-        E.ew(0, p, t.astype(np.float64), "mean", True, None, None),   # mixed dtypes
-        E.ew(0, p, t[:50], "mean", True, None, None),          # shapes differ
-        E.ew(0, p[::2], t[::2], "mean", True, None, None),     # not contiguous
-        E.ew(0, list(p), t, "mean", True, None, None),         # not an ndarray
-        E.ew(3, p, t, "mean", True, None, 1),                  # int delta (the checked path converts)
-        E.ew(3, p, t, "mean", True, None, -1.0),               # bad delta
-        E.ew(0, p, t, "mean", 1, None, None),                  # grad not a bool
-        E.ew(0, p, t, "mean", True, g[:50], None),             # out of the wrong shape
-        E.ew(0, p, t, "mean", False, g, None),                 # out with grad=False
-        E.ew(0, p[:0], t[:0], "mean", True, None, None),       # empty: the checked path's nan
-        E.sgd(p, t, None, 1, 0.1, 0.9, 0.0, False, 0.0, False, 1.0),  # momentum without buffer
-        E.sgd(p, t, None, 0, 0.1, 0.0, 0.0, False, 0.0, False, 1.0),  # step 0
-        E.sgd(p, t, None, 1, 0.1, 0.0, 0.0, True, 0.0, False, 1.0),   # nesterov without momentum
-        E.adam(p, t, g, g, None, 1, 1e-3, 0.9, 0.999, 1e-8, 0.0, False, False, False, 1.0),  # m is v
-        E.adam(p, t, g, g.copy(), None, 1, 1e-3, 1.0, 0.999, 1e-8, 0.0, False, False, False, 1.0),
-        E.adam(p, t, g, g.copy(), None, 1, 1e-3, 0.9, 0.999, 1e-8, 0.0, False, True, False, 1.0),
+        E.ew(0, p, t, "none", True, None, None, None),              # reduction none
+        E.ew(0, p, t.astype(np.float64), "mean", True, None, None, None),   # mixed dtypes
+        E.ew(0, p, t[:50], "mean", True, None, None, None),          # shapes differ
+        E.ew(0, p[::2], t[::2], "mean", True, None, None, None),     # not contiguous
+        E.ew(0, list(p), t, "mean", True, None, None, None),         # not an ndarray
+        E.ew(3, p, t, "mean", True, None, 1, None),                  # int delta (the checked path converts)
+        E.ew(3, p, t, "mean", True, None, -1.0, None),               # bad delta
+        E.ew(0, p, t, "mean", 1, None, None, None),                  # grad not a bool
+        E.ew(0, p, t, "mean", True, g[:50], None, None),             # out of the wrong shape
+        E.ew(0, p, t, "mean", False, g, None, None),                 # out with grad=False
+        E.ew(0, p[:0], t[:0], "mean", True, None, None, None),       # empty: the checked path's nan
+        E.sgd(p, t, None, 1, 0.1, 0.9, 0.0, False, 0.0, False, 1.0, None),  # momentum without buffer
+        E.sgd(p, t, None, 0, 0.1, 0.0, 0.0, False, 0.0, False, 1.0, None),  # step 0
+        E.sgd(p, t, None, 1, 0.1, 0.0, 0.0, True, 0.0, False, 1.0, None),   # nesterov without momentum
+        E.adam(p, t, g, g, None, 1, 1e-3, 0.9, 0.999, 1e-8, 0.0, False, False, False, 1.0, None),  # m is v
+        E.adam(p, t, g, g.copy(), None, 1, 1e-3, 1.0, 0.999, 1e-8, 0.0, False, False, False, 1.0, None),
+        E.adam(p, t, g, g.copy(), None, 1, 1e-3, 0.9, 0.999, 1e-8, 0.0, False, True, False, 1.0, None),
     ]
     for i, r in enumerate(declined):
         assert r is NotImplemented, f"case {i} was taken"
@@ -163,7 +197,18 @@ def test_declines_what_is_not_the_common_case(rng):
                  (x, y, None, -100, 1.5, "mean", True, None),                      # smoothing > 1
                  (x[0], y[:1], None, -100, 0.0, "mean", True, None),               # unbatched
                  (np.zeros((3, 0), np.float32), [0, 0, 0], None, -100, 0.0, "mean", True, None)]:
-        assert E.cross_entropy(*args) is NotImplemented
+        assert E.cross_entropy(*args, None) is NotImplemented
+    for args in [(x, y.astype(np.int32), 1, 1.0, None),          # int32 targets
+                 (x, np.where(y == 0, 5, y), 1, 1.0, None),      # target out of range
+                 (x, np.where(y == 0, -1, y), 1, 1.0, None),     # negative target
+                 (x, y, 3, 1.0, None),                           # p not 1 or 2
+                 (x, y, True, 1.0, None),                        # p a bool
+                 (x, y, 1, 1, None),                             # int margin (the checked path converts)
+                 (x, y, 1, float("inf"), None),                  # margin not finite
+                 (x, y, 1, 1.0, np.ones(5, np.float32)),         # class weights
+                 (x[0], y[:1], 1, 1.0, None)]:                   # unbatched
+        assert E.multi_margin(*args, "mean", True, None, None) is NotImplemented
+    assert E.multi_margin(x, y, 1, 1.0, None, "none", True, None, None) is NotImplemented
 
 
 def test_declined_calls_still_work_or_raise_named_errors(rng):
@@ -187,17 +232,27 @@ def test_declined_calls_still_work_or_raise_named_errors(rng):
         fastloss.cross_entropy(x, np.array([0, 1, 9, 2]))
 
 
-def test_off_unless_the_default_backend_is_c(rng):
+def test_backend_none_only_while_the_default_is_c_and_c_by_name_always(rng):
     p, t = _pair(rng, np.float32, 10)
     try:
         fastloss.set_backend("numpy")
-        assert E.ew(0, p, t, "mean", True, None, None) is NotImplemented
+        assert E.ew(0, p, t, "mean", True, None, None, None) is NotImplemented
+        assert E.ew(0, p, t, "mean", True, None, None, "numpy") is NotImplemented
         assert fastloss.get_backend() == "numpy"
         loss, _ = fastloss.mse(p, t)   # runs on the reference backend
         assert loss.dtype == np.float32
+        # backend="c" by name: the fast path, the C kernels' bits
+        fast = E.ew(0, p, t, "mean", True, None, None, "c")
+        assert fast is not NotImplemented
+        with _fast.checked_only():
+            slow = fastloss.mse(p, t, backend="c")
+        assert fast[0] == slow[0]
+        np.testing.assert_array_equal(fast[1], slow[1])
+        for other in ("numba", "C", 3):
+            assert E.ew(0, p, t, "mean", True, None, None, other) is NotImplemented
     finally:
         fastloss.set_backend("c")
-    assert E.ew(0, p, t, "mean", True, None, None) is not NotImplemented
+    assert E.ew(0, p, t, "mean", True, None, None, None) is not NotImplemented
 
 
 def test_concurrent_calls_without_the_gil(rng):

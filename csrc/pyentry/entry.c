@@ -11,6 +11,9 @@
  * names the argument.  So the rules live in one place (fastloss/_validate.py and the
  * public functions); this file only recognises a subset of what they accept.
  *
+ * Every function takes the public call's `backend` argument last: None takes the fast path
+ * while the default backend is "c", "c" always (both switchable off for tests).
+ *
  * The kernels are not compiled in here: fastloss/_fast.py binds their addresses from the
  * cffi module (one copy of the kernels and of their thread settings).  This is the only C
  * that knows Python; the kernels stay plain C (csrc/fastloss.h).
@@ -26,15 +29,16 @@
 enum {
     K_MSE, K_SMOOTH_L2, K_MAE, K_HUBER, K_SMOOTH_L1, K_SGD, K_ADAM, K_ADAGRAD, K_RMSPROP,
     K_CROSS_ENTROPY, K_FIRST_BAD_TARGET, K_BCE, K_BCE_LOGITS, K_HINGE, K_SQUARED_HINGE,
-    K_FIRST_OUTSIDE, K_FIRST_NOT_SIGN, K_COUNT
+    K_FIRST_OUTSIDE, K_FIRST_NOT_SIGN, K_MULTI_MARGIN, K_COUNT
 };
 static const char *const kernel_names[K_COUNT] = {
     "mse", "smooth_l2", "mae", "huber", "smooth_l1", "sgd", "adam", "adagrad", "rmsprop",
     "cross_entropy", "first_bad_target", "binary_cross_entropy", "binary_cross_entropy_with_logits",
-    "hinge", "squared_hinge", "first_outside", "first_not_sign",
+    "hinge", "squared_hinge", "first_outside", "first_not_sign", "multi_margin",
 };
 static void *kern[K_COUNT][2]; /* [kernel][0: float32, 1: float64] */
-static int enabled;            /* the default backend is "c" and every kernel is bound */
+static int on_default;         /* backend=None comes here: the default backend is "c" */
+static int on_named;           /* backend="c" comes here */
 static PyObject *nd_type, *scalar_type[2], *empty_like;
 
 #define NOT_MINE Py_RETURN_NOTIMPLEMENTED
@@ -43,6 +47,13 @@ static PyObject *nd_type, *scalar_type[2], *empty_like;
 #define NOGIL_MIN 32768
 
 /* ------------------------------------------------------------------ arguments */
+
+/* the call's backend argument selects the C kernels and the fast path is on for it */
+static int accept(PyObject *backend)
+{
+    if (backend == Py_None) return on_default;
+    return on_named && PyUnicode_Check(backend) && PyUnicode_CompareWithASCIIString(backend, "c") == 0;
+}
 
 typedef struct {
     Py_buffer v;
@@ -193,11 +204,12 @@ static PyObject *decline(arr_t *x, arr_t *t)
 }
 
 /* The arguments an elementwise loss entry shares, (kernel, x, target, reduction, grad, out,
- * hyper): 1 with *k in [lo, hi], *mode and *want_grad set when they are the common case. */
+ * hyper, backend): 1 with *k in [lo, hi], *mode and *want_grad set when they are the
+ * common case. */
 static int loss_args(PyObject *const *args, Py_ssize_t nargs, int lo, int hi, int64_t *k, int *mode,
                      int *want_grad)
 {
-    return nargs == 7 && enabled && pyint(args[0], k) && *k >= lo && *k <= hi &&
+    return nargs == 8 && accept(args[7]) && pyint(args[0], k) && *k >= lo && *k <= hi &&
            (*mode = reduction_mode(args[3])) != 0 && pybool(args[4], want_grad) &&
            (*want_grad || args[5] == Py_None);
 }
@@ -215,7 +227,7 @@ typedef double (*ew64_fn)(double *, double *, const double *, const double *, in
 typedef double (*ew32h_fn)(float *, float *, const float *, const float *, int64_t, float, float);
 typedef double (*ew64h_fn)(double *, double *, const double *, const double *, int64_t, double, double);
 
-/* ew(kernel, pred, target, reduction, grad, out, hyper): fastloss.losses' mse, smooth_l2,
+/* ew(kernel, pred, target, reduction, grad, out, hyper, backend): fastloss.losses' mse, smooth_l2,
  * mae, huber (hyper = delta > 0), smooth_l1 (hyper = beta >= 0); hyper None for the others. */
 static PyObject *ew(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -267,7 +279,7 @@ typedef int64_t (*outside64_fn)(const double *, int64_t, double, double);
 typedef int64_t (*notsign32_fn)(const float *, int64_t);
 typedef int64_t (*notsign64_fn)(const double *, int64_t);
 
-/* binary(kernel, x, target, reduction, grad, out, margin): binary_cross_entropy (every prob
+/* binary(kernel, x, target, reduction, grad, out, margin, backend): binary_cross_entropy (every prob
  * in [0, 1]), binary_cross_entropy_with_logits, hinge and squared_hinge (every target -1 or
  * +1, margin a finite float; None for the other two), without weights. */
 static PyObject *binary(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
@@ -341,11 +353,11 @@ typedef void (*sgd32_fn)(float *, float *, const float *, int64_t, int64_t, floa
 typedef void (*sgd64_fn)(double *, double *, const double *, int64_t, int64_t, double, double, double, double, double, int, int);
 
 /* sgd(param, grad, momentum_buffer, step, lr, momentum, dampening, nesterov, weight_decay,
- *     maximize, grad_scale) -> param */
+ *     maximize, grad_scale, backend) -> param */
 static PyObject *sgd(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)self;
-    if (nargs != 11 || !enabled) NOT_MINE;
+    if (nargs != 12 || !accept(args[11])) NOT_MINE;
     int64_t step;
     double lr, mom, damp, wd, gs;
     int nesterov, maximize;
@@ -378,11 +390,11 @@ typedef void (*adam64_fn)(double *, double *, double *, double *, const double *
                           double, double, double, double, double, int, int, int);
 
 /* adam(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, step, lr, beta1, beta2, eps,
- *      weight_decay, decoupled_weight_decay, amsgrad, maximize, grad_scale) -> param */
+ *      weight_decay, decoupled_weight_decay, amsgrad, maximize, grad_scale, backend) -> param */
 static PyObject *adam(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)self;
-    if (nargs != 15 || !enabled) NOT_MINE;
+    if (nargs != 16 || !accept(args[15])) NOT_MINE;
     int64_t step;
     double lr, b1, b2, eps, wd, gs;
     int decoupled, amsgrad, maximize;
@@ -416,11 +428,11 @@ typedef void (*adagrad64_fn)(double *, double *, const double *, int64_t, int64_
                              double, double, int);
 
 /* adagrad(param, grad, state_sum, step, lr, lr_decay, weight_decay, eps, maximize,
- *         grad_scale) -> param */
+ *         grad_scale, backend) -> param */
 static PyObject *adagrad(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)self;
-    if (nargs != 10 || !enabled) NOT_MINE;
+    if (nargs != 11 || !accept(args[10])) NOT_MINE;
     int64_t step;
     double lr, decay, wd, eps, gs;
     int maximize;
@@ -450,11 +462,11 @@ typedef void (*rmsprop64_fn)(double *, double *, double *, double *, const doubl
                              double, double, double, double, int, int);
 
 /* rmsprop(param, grad, square_avg, momentum_buffer, grad_avg, step, lr, alpha, eps,
- *         weight_decay, momentum, centered, maximize, grad_scale) -> param */
+ *         weight_decay, momentum, centered, maximize, grad_scale, backend) -> param */
 static PyObject *rmsprop(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)self;
-    if (nargs != 14 || !enabled) NOT_MINE;
+    if (nargs != 15 || !accept(args[14])) NOT_MINE;
     int64_t step;
     double lr, alpha, eps, wd, mom, gs;
     int centered, maximize;
@@ -493,13 +505,14 @@ typedef double (*ce64_fn)(double *, double *, const double *, const int64_t *, c
                           int64_t, int64_t, int64_t, double, int);
 typedef int64_t (*bad_target_fn)(const int64_t *, int64_t, int64_t, int64_t);
 
-/* cross_entropy(logits, target, weight, ignore_index, label_smoothing, reduction, grad, out):
+/* cross_entropy(logits, target, weight, ignore_index, label_smoothing, reduction, grad, out,
+ *               backend):
  * (N, C) logits, int64 class indices (N,), no class weights, "mean" or "sum", every target
  * in [0, C) or ignore_index (else the Python path names the bad one). */
 static PyObject *cross_entropy(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)self;
-    if (nargs != 8 || !enabled || args[2] != Py_None) NOT_MINE;
+    if (nargs != 9 || !accept(args[8]) || args[2] != Py_None) NOT_MINE;
     int64_t ignore;
     double eps;
     int mode, want_grad;
@@ -523,6 +536,50 @@ static PyObject *cross_entropy(PyObject *self, PyObject *const *args, Py_ssize_t
     else
         s = ((ce64_fn)kern[K_CROSS_ENTROPY][1])(g.held ? g.v.buf : NULL, NULL, x.v.buf, t.v.buf, NULL, n, c,
                                                 1, ignore, eps, mode);
+    if (ts) PyEval_RestoreThread(ts);
+    const int dt = x.dt;
+    release(&x);
+    release(&t);
+    release(&g);
+    return loss_result(dt, s, gobj);
+}
+
+typedef double (*mm32_fn)(float *, float *, const float *, const int64_t *, const float *, int64_t, int64_t,
+                          int, float, int);
+typedef double (*mm64_fn)(double *, double *, const double *, const int64_t *, const double *, int64_t,
+                          int64_t, int, double, int);
+
+/* multi_margin(logits, target, p, margin, weight, reduction, grad, out, backend): (N, C)
+ * logits, int64 class indices (N,) all in [0, C), p the int 1 or 2, margin a finite float,
+ * no class weights, "mean" or "sum". */
+static PyObject *multi_margin(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    if (nargs != 9 || !accept(args[8]) || args[4] != Py_None) NOT_MINE;
+    int64_t p;
+    double margin;
+    int mode, want_grad;
+    if (!pyint(args[2], &p) || (p != 1 && p != 2) || !pyfloat(args[3], &margin) || !isfinite(margin) ||
+        !(mode = reduction_mode(args[5])) || !pybool(args[6], &want_grad) ||
+        (!want_grad && args[7] != Py_None))
+        NOT_MINE;
+    arr_t x = {0}, t = {0}, g = {0};
+    PyObject *gobj = NULL;
+    int ok = get(args[0], &x, 0, 0) && x.v.ndim == 2 && x.v.shape[0] >= 1 && x.v.shape[1] >= 1 &&
+             get(args[1], &t, 0, 1) && t.v.ndim == 1 && t.v.shape[0] == x.v.shape[0];
+    const int64_t n = ok ? x.v.shape[0] : 0, c = ok ? x.v.shape[1] : 0;
+    /* ignore_index 0: a valid class, so this is the range test alone */
+    if (ok) ok = ((bad_target_fn)kern[K_FIRST_BAD_TARGET][0])(t.v.buf, n, c, 0) < 0;
+    if (ok && want_grad) ok = (gobj = grad_buffer(args[7], args[0], &x, &t, &g)) != NULL;
+    if (!ok) return decline(&x, &t);
+    double s;
+    PyThreadState *ts = n * c >= NOGIL_MIN ? PyEval_SaveThread() : NULL;
+    if (x.dt == 0)
+        s = ((mm32_fn)kern[K_MULTI_MARGIN][0])(g.held ? g.v.buf : NULL, NULL, x.v.buf, t.v.buf, NULL, n, c,
+                                               (int)p, (float)margin, mode);
+    else
+        s = ((mm64_fn)kern[K_MULTI_MARGIN][1])(g.held ? g.v.buf : NULL, NULL, x.v.buf, t.v.buf, NULL, n, c,
+                                               (int)p, margin, mode);
     if (ts) PyEval_RestoreThread(ts);
     const int dt = x.dt;
     release(&x);
@@ -564,13 +621,14 @@ static PyObject *setup(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
-/* enable(flag): take the fast path (only when the default backend is "c") */
-static PyObject *enable(PyObject *self, PyObject *arg)
+/* enable(default, named): take the fast path for backend=None (only when the default
+ * backend is "c") and for backend="c" */
+static PyObject *enable(PyObject *self, PyObject *args)
 {
     (void)self;
-    int on = PyObject_IsTrue(arg);
-    if (on < 0) return NULL;
-    if (on) {
+    int on[2];
+    if (!PyArg_ParseTuple(args, "pp", &on[0], &on[1])) return NULL;
+    if (on[0] || on[1]) {
         if (!nd_type) {
             PyErr_SetString(PyExc_RuntimeError, "enable: setup() first");
             return NULL;
@@ -581,7 +639,8 @@ static PyObject *enable(PyObject *self, PyObject *arg)
                 return NULL;
             }
     }
-    enabled = on;
+    on_default = on[0];
+    on_named = on[1];
     Py_RETURN_NONE;
 }
 
@@ -593,9 +652,10 @@ static PyMethodDef methods[] = {
     {"rmsprop", (PyCFunction)(void (*)(void))rmsprop, METH_FASTCALL, "rmsprop_ fast path"},
     {"cross_entropy", (PyCFunction)(void (*)(void))cross_entropy, METH_FASTCALL, "cross_entropy fast path"},
     {"binary", (PyCFunction)(void (*)(void))binary, METH_FASTCALL, "BCE, BCE with logits, hinge fast path"},
+    {"multi_margin", (PyCFunction)(void (*)(void))multi_margin, METH_FASTCALL, "multi_margin fast path"},
     {"bind", bind, METH_VARARGS, "bind(name, address_f32, address_f64)"},
     {"setup", setup, METH_VARARGS, "setup(ndarray, float32, float64, empty_like)"},
-    {"enable", enable, METH_O, "enable(flag)"},
+    {"enable", enable, METH_VARARGS, "enable(default, named)"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -34,10 +34,10 @@ def adagrad_(param, grad, state_sum, *, step, lr=1e-2, lr_decay=0.0, weight_deca
     No two arrays may share memory; nothing is written unless every check passes.
     Reference: https://pytorch.org/docs/stable/generated/torch.optim.Adagrad.html
     """
-    if backend is None:  # the C fast path (fastloss._fast); NotImplemented: the checks below
-        r = _E.adagrad(param, grad, state_sum, step, lr, lr_decay, weight_decay, eps, maximize, grad_scale)
-        if r is not NotImplemented:
-            return r
+    # the C fast path (fastloss._fast); NotImplemented: the checks below
+    r = _E.adagrad(param, grad, state_sum, step, lr, lr_decay, weight_decay, eps, maximize, grad_scale, backend)
+    if r is not NotImplemented:
+        return r
     if not (type(step) is int and step > 0 and type(lr) is float and lr >= 0.0
             and type(lr_decay) is float and lr_decay >= 0.0 and type(weight_decay) is float
             and weight_decay >= 0.0 and type(eps) is float and eps >= 0.0
@@ -84,7 +84,7 @@ class Adagrad(Optimizer):
 
     def _update(self, kernels, group, p, g, st, step, lr, gs):
         lr_decay, wd, eps, maximize = self._args(group)
-        if self.backend is None and _E.adagrad(p, g, st["sum"], step, lr, lr_decay, wd, eps, maximize,
-                                               gs) is not NotImplemented:
+        if _E.adagrad(p, g, st["sum"], step, lr, lr_decay, wd, eps, maximize, gs,
+                      self.backend) is not NotImplemented:
             return  # the C fast path took it (fastloss._fast)
         kernels.adagrad(p, st["sum"], g, step, lr, lr_decay, wd, eps, gs, maximize)

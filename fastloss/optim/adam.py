@@ -66,11 +66,11 @@ def adamw_(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq=None, *, step, lr=1e
 def _adam(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, step, lr, beta1, beta2, eps,
           weight_decay, decoupled_weight_decay, amsgrad, maximize, grad_scale, backend):
     """adam_ and adamw_: validate (the common case the quick way), then dispatch."""
-    if backend is None:  # the C fast path (fastloss._fast); NotImplemented: the checks below
-        r = _E.adam(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, step, lr, beta1, beta2, eps,
-                    weight_decay, decoupled_weight_decay, amsgrad, maximize, grad_scale)
-        if r is not NotImplemented:
-            return r
+    # the C fast path (fastloss._fast); NotImplemented: the checks below
+    r = _E.adam(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, step, lr, beta1, beta2, eps,
+                weight_decay, decoupled_weight_decay, amsgrad, maximize, grad_scale, backend)
+    if r is not NotImplemented:
+        return r
     if not (type(step) is int and step > 0 and type(lr) is float and lr >= 0.0
             and type(beta1) is float and 0.0 <= beta1 < 1.0 and type(beta2) is float
             and 0.0 <= beta2 < 1.0 and type(eps) is float and eps >= 0.0
@@ -143,8 +143,8 @@ class Adam(Optimizer):
     def _update(self, kernels, group, p, g, st, step, lr, gs):
         b1, b2, eps, wd, decoupled, amsgrad, maximize = self._args(group)
         vmax = st["max_exp_avg_sq"] if amsgrad else None
-        if self.backend is None and _E.adam(p, g, st["exp_avg"], st["exp_avg_sq"], vmax, step, lr, b1, b2, eps,
-                                            wd, decoupled, amsgrad, maximize, gs) is not NotImplemented:
+        if _E.adam(p, g, st["exp_avg"], st["exp_avg_sq"], vmax, step, lr, b1, b2, eps, wd, decoupled,
+                   amsgrad, maximize, gs, self.backend) is not NotImplemented:
             return  # the C fast path took it (fastloss._fast)
         kernels.adam(p, st["exp_avg"], st["exp_avg_sq"], vmax, g, step, lr, b1, b2, eps, wd, gs, decoupled,
                      amsgrad, maximize)

@@ -40,11 +40,11 @@ def rmsprop_(param, grad, square_avg, momentum_buffer=None, grad_avg=None, *, st
     No two arrays may share memory; nothing is written unless every check passes.
     Reference: https://pytorch.org/docs/stable/generated/torch.optim.RMSprop.html
     """
-    if backend is None:  # the C fast path (fastloss._fast); NotImplemented: the checks below
-        r = _E.rmsprop(param, grad, square_avg, momentum_buffer, grad_avg, step, lr, alpha, eps,
-                       weight_decay, momentum, centered, maximize, grad_scale)
-        if r is not NotImplemented:
-            return r
+    # the C fast path (fastloss._fast); NotImplemented: the checks below
+    r = _E.rmsprop(param, grad, square_avg, momentum_buffer, grad_avg, step, lr, alpha, eps,
+                   weight_decay, momentum, centered, maximize, grad_scale, backend)
+    if r is not NotImplemented:
+        return r
     if not (type(step) is int and step > 0 and type(lr) is float and lr >= 0.0
             and type(alpha) is float and alpha >= 0.0 and type(eps) is float and eps >= 0.0
             and type(weight_decay) is float and weight_decay >= 0.0 and type(momentum) is float
@@ -109,9 +109,8 @@ class RMSprop(Optimizer):
 
     def _update(self, kernels, group, p, g, st, step, lr, gs):
         alpha, eps, wd, momentum, centered, maximize = self._args(group)
-        if self.backend is None and _E.rmsprop(p, g, st["square_avg"], st["momentum_buffer"], st["grad_avg"],
-                                               step, lr, alpha, eps, wd, momentum, centered, maximize,
-                                               gs) is not NotImplemented:
+        if _E.rmsprop(p, g, st["square_avg"], st["momentum_buffer"], st["grad_avg"], step, lr, alpha,
+                      eps, wd, momentum, centered, maximize, gs, self.backend) is not NotImplemented:
             return  # the C fast path took it (fastloss._fast)
         kernels.rmsprop(p, st["square_avg"], st["momentum_buffer"], st["grad_avg"], g, step, lr,
                         alpha, eps, wd, momentum, centered, gs, maximize)

@@ -39,11 +39,11 @@ def sgd_(param, grad, momentum_buffer=None, *, step, lr, momentum=0.0, dampening
       grad_scale: multiplies the gradient first (clipping/loss scaling in the same pass).
     Reference: https://pytorch.org/docs/stable/generated/torch.optim.SGD.html
     """
-    if backend is None:  # the C fast path (fastloss._fast); NotImplemented: the checks below
-        r = _E.sgd(param, grad, momentum_buffer, step, lr, momentum, dampening, nesterov, weight_decay,
-                   maximize, grad_scale)
-        if r is not NotImplemented:
-            return r
+    # the C fast path (fastloss._fast); NotImplemented: the checks below
+    r = _E.sgd(param, grad, momentum_buffer, step, lr, momentum, dampening, nesterov, weight_decay,
+               maximize, grad_scale, backend)
+    if r is not NotImplemented:
+        return r
     if not (type(step) is int and step > 0 and type(lr) is float and lr >= 0.0
             and type(momentum) is float and momentum >= 0.0 and type(dampening) is float
             and -_INF < dampening < _INF and type(weight_decay) is float and weight_decay >= 0.0
@@ -99,6 +99,6 @@ class SGD(Optimizer):
         first = st.pop("fresh", False)
         args = (1 if first else step, lr, float(group["momentum"]), float(group["dampening"]),
                 bool(group["nesterov"]), float(group["weight_decay"]), bool(group["maximize"]), gs)
-        if self.backend is None and _E.sgd(p, g, st["momentum_buffer"], *args) is not NotImplemented:
+        if _E.sgd(p, g, st["momentum_buffer"], *args, self.backend) is not NotImplemented:
             return  # the C fast path took it (fastloss._fast)
         kernels.sgd(p, st["momentum_buffer"], g, args[0], lr, args[2], args[3], args[5], gs, args[4], args[6])
