@@ -20,6 +20,12 @@ def _pair(rng, dt, n=1001):
     return rng.standard_normal(n).astype(dt), rng.standard_normal(n).astype(dt)
 
 
+def _same_loss(a, b):
+    """equal losses: the same type (a NumPy scalar of the dtype, or an array) and bits"""
+    assert type(a) is type(b) and a.dtype == b.dtype and np.shape(a) == np.shape(b)
+    np.testing.assert_array_equal(a, b)
+
+
 def test_fast_path_is_built_and_on():
     assert E.__name__ == "fastloss._entry", "the C fast path was not built"
     p = np.ones(3, np.float32)
@@ -28,7 +34,7 @@ def test_fast_path_is_built_and_on():
 
 @pytest.mark.parametrize("dt", DTYPES)
 @pytest.mark.parametrize("name,kid,kw", REGRESSION)
-@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 def test_regression_same_bits_as_checked_path(rng, dt, name, kid, kw, reduction):
     p, t = _pair(rng, dt)
     fn = getattr(fastloss, name)
@@ -37,22 +43,24 @@ def test_regression_same_bits_as_checked_path(rng, dt, name, kid, kw, reduction)
     assert fast is not NotImplemented
     with _fast.checked_only():
         slow = fn(p, t, reduction=reduction, backend="c", **kw)
-    assert type(fast[0]) is type(slow[0]) and fast[0] == slow[0]
+    _same_loss(fast[0], slow[0])
     np.testing.assert_array_equal(fast[1], slow[1])
     # out=, out=pred, grad=False, through the public function
     g = np.empty_like(p)
     loss, g2 = fn(p, t, reduction=reduction, out=g, **kw)
-    assert g2 is g and loss == slow[0]
+    assert g2 is g
+    _same_loss(loss, slow[0])
     np.testing.assert_array_equal(g, slow[1])
     pc = p.copy()
-    _, g3 = fn(pc, t, reduction=reduction, out=pc, **kw)
+    loss, g3 = fn(pc, t, reduction=reduction, out=pc, **kw)
     assert g3 is pc
+    _same_loss(loss, slow[0])
     np.testing.assert_array_equal(pc, slow[1])
-    assert fn(p, t, reduction=reduction, grad=False, **kw) == slow[0]
+    _same_loss(fn(p, t, reduction=reduction, grad=False, **kw), slow[0])
 
 
 @pytest.mark.parametrize("dt", DTYPES)
-@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 @pytest.mark.parametrize("name,kid", [("binary_cross_entropy", 11), ("binary_cross_entropy_with_logits", 12),
                                       ("hinge", 13), ("squared_hinge", 14)])
 def test_binary_same_bits_as_checked_path(rng, dt, reduction, name, kid):
@@ -70,11 +78,12 @@ def test_binary_same_bits_as_checked_path(rng, dt, reduction, name, kid):
     fn = getattr(fastloss, name)
     with _fast.checked_only():
         slow = fn(x, t, reduction=reduction, backend="c", **kw)
-    assert type(fast[0]) is type(slow[0]) and fast[0] == slow[0]
+    _same_loss(fast[0], slow[0])
     np.testing.assert_array_equal(fast[1], slow[1])
     xc = x.copy()
     loss, g = fn(xc, t, reduction=reduction, out=xc, **kw)
-    assert g is xc and loss == slow[0]
+    assert g is xc
+    _same_loss(loss, slow[0])
     np.testing.assert_array_equal(xc, slow[1])
     bad_x = x.copy()
     bad_t = t.copy()
@@ -169,7 +178,7 @@ def test_declines_what_is_not_the_common_case(rng):
     p, t = _pair(rng, np.float32, 100)
     g = np.empty_like(p)
     declined = [
-        E.ew(0, p, t, "none", True, None, None, None),              # reduction none
+        E.ew(0, p, t, "nonee", True, None, None, None),             # not a reduction
         E.ew(0, p, t.astype(np.float64), "mean", True, None, None, None),   # mixed dtypes
         E.ew(0, p, t[:50], "mean", True, None, None, None),          # shapes differ
         E.ew(0, p[::2], t[::2], "mean", True, None, None, None),     # not contiguous
@@ -195,6 +204,7 @@ def test_declines_what_is_not_the_common_case(rng):
                  (x, np.where(y == 0, 7, y), None, -100, 0.0, "mean", True, None),  # bad target
                  (x, y, np.ones(5, np.float32), -100, 0.0, "mean", True, None),   # class weights
                  (x, y, None, -100, 1.5, "mean", True, None),                      # smoothing > 1
+                 (x, y, None, -100, 0.0, "none", True, None),                      # per-sample losses
                  (x[0], y[:1], None, -100, 0.0, "mean", True, None),               # unbatched
                  (np.zeros((3, 0), np.float32), [0, 0, 0], None, -100, 0.0, "mean", True, None)]:
         assert E.cross_entropy(*args, None) is NotImplemented

@@ -136,12 +136,14 @@ static int pyint(PyObject *x, int64_t *v)
     return 1;
 }
 
-/* "mean" -> 1, "sum" -> 2 (the only reductions taken here), else 0 */
+/* "mean" -> 1, "sum" -> 2, "none" -> NONE (the elementwise losses only), else 0 */
+enum { NONE = 3 };
 static int reduction_mode(PyObject *r)
 {
     if (!PyUnicode_Check(r)) return 0;
     if (PyUnicode_CompareWithASCIIString(r, "mean") == 0) return 1;
     if (PyUnicode_CompareWithASCIIString(r, "sum") == 0) return 2;
+    if (PyUnicode_CompareWithASCIIString(r, "none") == 0) return NONE;
     return 0;
 }
 
@@ -193,6 +195,17 @@ static PyObject *loss_result(int dt, double total, PyObject *grad)
     return r;
 }
 
+/* reduction "none": (loss, grad) or loss, the per-element losses in a new array like x;
+ * steals both */
+static PyObject *none_result(PyObject *loss, PyObject *grad)
+{
+    if (!grad) return loss;
+    PyObject *r = PyTuple_Pack(2, loss, grad);
+    Py_DECREF(loss);
+    Py_DECREF(grad);
+    return r;
+}
+
 /* A loss declines: its input buffers released; NULL if a Python error is pending (an
  * allocation failed), else NotImplemented. */
 static PyObject *decline(arr_t *x, arr_t *t)
@@ -238,28 +251,34 @@ static PyObject *ew(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     if (!loss_args(args, nargs, K_MSE, K_SMOOTH_L1, &k, &mode, &want_grad)) NOT_MINE;
     if (k == K_HUBER && !(pyfloat(args[6], &h) && h > 0.0)) NOT_MINE;
     if (k == K_SMOOTH_L1 && !(pyfloat(args[6], &h) && h >= 0.0)) NOT_MINE;
-    arr_t p = {0}, t = {0}, g = {0};
-    PyObject *gobj = NULL;
+    arr_t p = {0}, t = {0}, g = {0}, l = {0};
+    PyObject *gobj = NULL, *lobj = NULL;
     int ok = loss_pair(args[1], args[2], &p, &t);
     if (ok && want_grad) ok = (gobj = grad_buffer(args[5], args[1], &p, &t, &g)) != NULL;
-    if (!ok) return decline(&p, &t);
+    if (ok && mode == NONE) ok = (lobj = grad_buffer(Py_None, args[1], &p, &t, &l)) != NULL;
+    if (!ok) {
+        Py_XDECREF(gobj);
+        release(&g);
+        return decline(&p, &t);
+    }
     const int64_t n = p.n;
     const double gscale = mode == 1 ? 1.0 / (double)n : 1.0;
     double s;
     PyThreadState *ts = n >= NOGIL_MIN ? PyEval_SaveThread() : NULL;
-    float *g32 = g.held ? g.v.buf : NULL;
-    double *g64 = g.held ? g.v.buf : NULL;
+    void *gb = g.held ? g.v.buf : NULL, *lb = l.held ? l.v.buf : NULL;
     if (k >= K_HUBER)
-        s = p.dt == 0 ? ((ew32h_fn)kern[k][0])(g32, NULL, p.v.buf, t.v.buf, n, (float)gscale, (float)h)
-                      : ((ew64h_fn)kern[k][1])(g64, NULL, p.v.buf, t.v.buf, n, gscale, h);
+        s = p.dt == 0 ? ((ew32h_fn)kern[k][0])(gb, lb, p.v.buf, t.v.buf, n, (float)gscale, (float)h)
+                      : ((ew64h_fn)kern[k][1])(gb, lb, p.v.buf, t.v.buf, n, gscale, h);
     else
-        s = p.dt == 0 ? ((ew32_fn)kern[k][0])(g32, NULL, p.v.buf, t.v.buf, n, (float)gscale)
-                      : ((ew64_fn)kern[k][1])(g64, NULL, p.v.buf, t.v.buf, n, gscale);
+        s = p.dt == 0 ? ((ew32_fn)kern[k][0])(gb, lb, p.v.buf, t.v.buf, n, (float)gscale)
+                      : ((ew64_fn)kern[k][1])(gb, lb, p.v.buf, t.v.buf, n, gscale);
     if (ts) PyEval_RestoreThread(ts);
     const int dt = p.dt;
     release(&p);
     release(&t);
     release(&g);
+    release(&l);
+    if (mode == NONE) return none_result(lobj, gobj);
     return loss_result(dt, mode == 1 ? s / (double)n : s, gobj);
 }
 
@@ -298,28 +317,36 @@ static PyObject *binary(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     if (ok && k >= K_HINGE)
         ok = (x.dt == 0 ? ((notsign32_fn)kern[K_FIRST_NOT_SIGN][0])(t.v.buf, t.n)
                         : ((notsign64_fn)kern[K_FIRST_NOT_SIGN][1])(t.v.buf, t.n)) < 0;
-    PyObject *gobj = NULL;
+    PyObject *gobj = NULL, *lobj = NULL;
+    arr_t l = {0};
     if (ok && want_grad) ok = (gobj = grad_buffer(args[5], args[1], &x, &t, &g)) != NULL;
-    if (!ok) return decline(&x, &t);
+    if (ok && mode == NONE) ok = (lobj = grad_buffer(Py_None, args[1], &x, &t, &l)) != NULL;
+    if (!ok) {
+        Py_XDECREF(gobj);
+        release(&g);
+        return decline(&x, &t);
+    }
     const int64_t n = x.n, c = x.v.ndim ? x.v.shape[x.v.ndim - 1] : 1;
-    float *g32 = g.held ? g.v.buf : NULL;
-    double *g64 = g.held ? g.v.buf : NULL;
+    const int red = mode == NONE ? 0 : mode; /* the kernels' code for "none" is 0 */
+    void *gb = g.held ? g.v.buf : NULL, *lb = l.held ? l.v.buf : NULL;
     double s;
     PyThreadState *ts = n >= NOGIL_MIN ? PyEval_SaveThread() : NULL;
     if (k == K_BCE)
-        s = x.dt == 0 ? ((bce32_fn)kern[k][0])(g32, NULL, x.v.buf, t.v.buf, NULL, n, mode)
-                      : ((bce64_fn)kern[k][1])(g64, NULL, x.v.buf, t.v.buf, NULL, n, mode);
+        s = x.dt == 0 ? ((bce32_fn)kern[k][0])(gb, lb, x.v.buf, t.v.buf, NULL, n, red)
+                      : ((bce64_fn)kern[k][1])(gb, lb, x.v.buf, t.v.buf, NULL, n, red);
     else if (k == K_BCE_LOGITS)
-        s = x.dt == 0 ? ((bcel32_fn)kern[k][0])(g32, NULL, x.v.buf, t.v.buf, NULL, NULL, n, c, mode)
-                      : ((bcel64_fn)kern[k][1])(g64, NULL, x.v.buf, t.v.buf, NULL, NULL, n, c, mode);
+        s = x.dt == 0 ? ((bcel32_fn)kern[k][0])(gb, lb, x.v.buf, t.v.buf, NULL, NULL, n, c, red)
+                      : ((bcel64_fn)kern[k][1])(gb, lb, x.v.buf, t.v.buf, NULL, NULL, n, c, red);
     else
-        s = x.dt == 0 ? ((hinge32_fn)kern[k][0])(g32, NULL, x.v.buf, t.v.buf, NULL, n, (float)margin, mode)
-                      : ((hinge64_fn)kern[k][1])(g64, NULL, x.v.buf, t.v.buf, NULL, n, margin, mode);
+        s = x.dt == 0 ? ((hinge32_fn)kern[k][0])(gb, lb, x.v.buf, t.v.buf, NULL, n, (float)margin, red)
+                      : ((hinge64_fn)kern[k][1])(gb, lb, x.v.buf, t.v.buf, NULL, n, margin, red);
     if (ts) PyEval_RestoreThread(ts);
     const int dt = x.dt;
     release(&x);
     release(&t);
     release(&g);
+    release(&l);
+    if (mode == NONE) return none_result(lobj, gobj);
     return loss_result(dt, s, gobj);
 }
 
@@ -517,7 +544,7 @@ static PyObject *cross_entropy(PyObject *self, PyObject *const *args, Py_ssize_t
     double eps;
     int mode, want_grad;
     if (!pyint(args[3], &ignore) || !pyfloat(args[4], &eps) || !(eps >= 0.0 && eps <= 1.0) ||
-        !(mode = reduction_mode(args[5])) || !pybool(args[6], &want_grad) ||
+        !(mode = reduction_mode(args[5])) || mode == NONE || !pybool(args[6], &want_grad) ||
         (!want_grad && args[7] != Py_None))
         NOT_MINE;
     arr_t x = {0}, t = {0}, g = {0};
@@ -560,7 +587,7 @@ static PyObject *multi_margin(PyObject *self, PyObject *const *args, Py_ssize_t 
     double margin;
     int mode, want_grad;
     if (!pyint(args[2], &p) || (p != 1 && p != 2) || !pyfloat(args[3], &margin) || !isfinite(margin) ||
-        !(mode = reduction_mode(args[5])) || !pybool(args[6], &want_grad) ||
+        !(mode = reduction_mode(args[5])) || mode == NONE || !pybool(args[6], &want_grad) ||
         (!want_grad && args[7] != Py_None))
         NOT_MINE;
     arr_t x = {0}, t = {0}, g = {0};
