@@ -24,14 +24,21 @@ def _result(total, loss, g, dt, mode, want_grad):
     return (value, g) if want_grad else value
 
 
-def _grad_out(out, want_grad, x, dt, inputs):
+def _grad_out(out, want_grad, x, dt, inputs, apart=()):
+    """The gradient buffer: out validated against the elementwise inputs (it may be one of
+    them) and the arrays in `apart` ((array or None, name): per-class weights, read while
+    the gradient is written, so out must not share memory with them at all)."""
     if not want_grad:
         if out is not None:
             raise ValueError("out: given with grad=False (no gradient is computed)")
         return None
     if out is None:
         return np.empty(x.shape, dt)
-    return V.out_array(out, x.shape, dt, "out", inputs)
+    g = V.out_array(out, x.shape, dt, "out", tuple((a, n) for a, n in inputs if a is not None))
+    for a, name in apart:
+        if a is not None and np.may_share_memory(g, a):
+            raise ValueError(f"out: shares memory with {name}")
+    return g
 
 
 def _weight_vec(weight, c, dt, name="weight"):
@@ -110,7 +117,7 @@ def cross_entropy(logits, target, *, weight=None, ignore_index=-100, label_smoot
                              f"is outside [0, {c}) and is not ignore_index ({ignore_index})")
     x = V.as_input(x, dt)
     w = _weight_vec(weight, c, dt)
-    g = _grad_out(out, want_grad, x, dt, ((x, "logits"), (t, "target")))
+    g = _grad_out(out, want_grad, x, dt, ((x, "logits"), (t, "target")), ((w, "weight"),))
     loss = _loss_array(sample_shape, dt, mode)
     k = _config.module(backend)
     if soft:
@@ -165,7 +172,7 @@ def binary_cross_entropy(prob, target, *, weight=None, reduction="mean", grad=Tr
         raise ValueError(f"prob: must lie in [0, 1]; {p.reshape(-1)[bad]!r} at position "
                          f"{tuple(int(i) for i in pos)}")
     w = _broadcast_weight(weight, p.shape, dt)
-    g = _grad_out(out, want_grad, p, dt, ((p, "prob"), (t, "target")))
+    g = _grad_out(out, want_grad, p, dt, ((p, "prob"), (t, "target"), (w, "weight")))
     loss = _loss_array(p.shape, dt, mode)
     total = _config.module(backend).binary_cross_entropy(g, loss, p, t, w, mode)
     return _result(total, loss, g, dt, mode, want_grad)
@@ -196,7 +203,8 @@ def binary_cross_entropy_with_logits(logits, target, *, weight=None, pos_weight=
     pw = None
     if pos_weight is not None:
         pw = _broadcast_weight(pos_weight, (c,), dt, "pos_weight")
-    g = _grad_out(out, want_grad, x, dt, ((x, "logits"), (t, "target")))
+    g = _grad_out(out, want_grad, x, dt, ((x, "logits"), (t, "target"), (w, "weight")),
+                  ((pw, "pos_weight"),))
     loss = _loss_array(x.shape, dt, mode)
     total = _config.module(backend).binary_cross_entropy_with_logits(g, loss, x, t, w, pw, c, mode)
     return _result(total, loss, g, dt, mode, want_grad)
@@ -217,7 +225,7 @@ def _hinge(name, scores, target, margin, weight, reduction, grad, out, backend):
         raise ValueError(f"target: must be -1 or +1; {t.reshape(-1)[bad]!r} at position "
                          f"{tuple(int(i) for i in pos)}")
     w = _broadcast_weight(weight, x.shape, dt)
-    g = _grad_out(out, want_grad, x, dt, ((x, "scores"), (t, "target")))
+    g = _grad_out(out, want_grad, x, dt, ((x, "scores"), (t, "target"), (w, "weight")))
     loss = _loss_array(x.shape, dt, mode)
     total = getattr(_config.module(backend), name)(g, loss, x, t, w, margin, mode)
     return _result(total, loss, g, dt, mode, want_grad)
@@ -274,7 +282,7 @@ def multi_margin(logits, target, *, p=1, margin=1.0, weight=None, reduction="mea
     dt = V.compute_dtype(x.dtype, x.dtype, "logits", "logits")
     x = V.as_input(x, dt)
     w = _weight_vec(weight, c, dt)
-    g = _grad_out(out, want_grad, x, dt, ((x, "logits"),))
+    g = _grad_out(out, want_grad, x, dt, ((x, "logits"),), ((w, "weight"),))
     loss = _loss_array(sample_shape, dt, mode)
     total = _config.module(backend).multi_margin(g, loss, x, t, w, n, c, int(p), margin, mode)
     return _result(total, loss, g, dt, mode, want_grad)

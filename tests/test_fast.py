@@ -130,18 +130,20 @@ def test_cross_entropy_same_bits_as_checked_path(rng, dt, reduction):
         x = rng.standard_normal((n, c)).astype(dt)
         y = rng.integers(0, c, n)
         y[::5] = -100
-        fast = E.cross_entropy(x, y, None, -100, 0.1, reduction, True, None, None)
-        assert fast is not NotImplemented
-        with _fast.checked_only():
-            slow = fastloss.cross_entropy(x, y, label_smoothing=0.1, reduction=reduction, backend="c")
-        assert type(fast[0]) is type(slow[0])
-        np.testing.assert_array_equal(fast[0], slow[0])   # nan (all ignored, mean) included
-        np.testing.assert_array_equal(fast[1], slow[1])
-        xc = x.copy()
-        loss, g = fastloss.cross_entropy(xc, y, label_smoothing=0.1, reduction=reduction, out=xc)
-        assert g is xc
-        np.testing.assert_array_equal(loss, slow[0])
-        np.testing.assert_array_equal(xc, slow[1])
+        for w in (None, rng.random(c).astype(dt)):
+            fast = E.cross_entropy(x, y, w, -100, 0.1, reduction, True, None, None)
+            assert fast is not NotImplemented
+            with _fast.checked_only():
+                slow = fastloss.cross_entropy(x, y, weight=w, label_smoothing=0.1, reduction=reduction,
+                                              backend="c")
+            assert type(fast[0]) is type(slow[0])
+            np.testing.assert_array_equal(fast[0], slow[0])   # nan (all ignored, mean) included
+            np.testing.assert_array_equal(fast[1], slow[1])
+            xc = x.copy()
+            loss, g = fastloss.cross_entropy(xc, y, weight=w, label_smoothing=0.1, reduction=reduction, out=xc)
+            assert g is xc
+            np.testing.assert_array_equal(loss, slow[0])
+            np.testing.assert_array_equal(xc, slow[1])
 
 
 @pytest.mark.parametrize("dt", DTYPES)
@@ -151,6 +153,13 @@ def test_multi_margin_same_bits_as_checked_path(rng, dt, reduction, p):
     for n, c in [(1, 1), (3, 2), (1000, 7), (65, 32), (9, 33), (5, 300)]:
         x = (rng.standard_normal((n, c)) * 2).astype(dt)
         y = rng.integers(0, c, n)
+        w = rng.random(c).astype(dt)
+        fast = E.multi_margin(x, y, p, 0.8, w, reduction, True, None, None)
+        assert fast is not NotImplemented
+        with _fast.checked_only():
+            slow_w = fastloss.multi_margin(x, y, p=p, margin=0.8, weight=w, reduction=reduction, backend="c")
+        _same_loss(fast[0], slow_w[0])
+        np.testing.assert_array_equal(fast[1], slow_w[1])
         fast = E.multi_margin(x, y, p, 0.8, None, reduction, True, None, None)
         assert fast is not NotImplemented
         with _fast.checked_only():
@@ -202,7 +211,9 @@ def test_declines_what_is_not_the_common_case(rng):
     y = rng.integers(0, 5, 8)
     for args in [(x, y.astype(np.int32), None, -100, 0.0, "mean", True, None),   # int32 targets
                  (x, np.where(y == 0, 7, y), None, -100, 0.0, "mean", True, None),  # bad target
-                 (x, y, np.ones(5, np.float32), -100, 0.0, "mean", True, None),   # class weights
+                 (x, y, np.ones(5, np.float64), -100, 0.0, "mean", True, None),   # weights' dtype
+                 (x, y, np.ones(6, np.float32), -100, 0.0, "mean", True, None),   # weights' shape
+                 (x, y, [1.0] * 5, -100, 0.0, "mean", True, None),                # weights a list
                  (x, y, None, -100, 1.5, "mean", True, None),                      # smoothing > 1
                  (x, y, None, -100, 0.0, "none", True, None),                      # per-sample losses
                  (x[0], y[:1], None, -100, 0.0, "mean", True, None),               # unbatched
@@ -215,7 +226,8 @@ def test_declines_what_is_not_the_common_case(rng):
                  (x, y, True, 1.0, None),                        # p a bool
                  (x, y, 1, 1, None),                             # int margin (the checked path converts)
                  (x, y, 1, float("inf"), None),                  # margin not finite
-                 (x, y, 1, 1.0, np.ones(5, np.float32)),         # class weights
+                 (x, y, 1, 1.0, np.ones(5, np.float64)),         # weights' dtype
+                 (x, y, 1, 1.0, np.ones((1, 5), np.float32)),    # weights' shape
                  (x[0], y[:1], 1, 1.0, None)]:                   # unbatched
         assert E.multi_margin(*args, "mean", True, None, None) is NotImplemented
     assert E.multi_margin(x, y, 1, 1.0, None, "none", True, None, None) is NotImplemented
@@ -240,6 +252,14 @@ def test_declined_calls_still_work_or_raise_named_errors(rng):
     x = rng.standard_normal((4, 3)).astype(np.float32)
     with pytest.raises(ValueError, match=r"class index 9 at position \(2,\)"):
         fastloss.cross_entropy(x, np.array([0, 1, 9, 2]))
+    # the gradient must not be written over per-class weights (read while it is written)
+    buf = np.ones(12, np.float32)
+    before = buf.copy()
+    for fn in (fastloss.cross_entropy, fastloss.multi_margin):
+        for w, out in [(buf[:3], buf.reshape(4, 3)), (buf[3:6], buf[:12].reshape(4, 3))]:
+            with pytest.raises(ValueError, match="out: shares memory with weight"):
+                fn(x, np.array([0, 1, 2, 2]), weight=w, out=out)
+            np.testing.assert_array_equal(buf, before)
 
 
 def test_backend_none_only_while_the_default_is_c_and_c_by_name_always(rng):

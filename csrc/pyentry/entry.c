@@ -526,6 +526,20 @@ static PyObject *rmsprop(PyObject *self, PyObject *const *args, Py_ssize_t nargs
 
 /* ------------------------------------------------------------------ cross-entropy */
 
+/* optional per-class weights: None, or a (C,) array of x's dtype that the gradient g (when
+ * held) does not overlap.  1 when acceptable (w held unless None). */
+static int class_weights(PyObject *o, arr_t *w, const arr_t *x, int64_t c, const arr_t *g)
+{
+    w->held = 0;
+    if (o == Py_None) return 1;
+    if (!get(o, w, 0, 0)) return 0;
+    if (w->dt != x->dt || w->v.ndim != 1 || w->v.shape[0] != c || (g->held && overlap(g, w))) {
+        release(w);
+        return 0;
+    }
+    return 1;
+}
+
 typedef double (*ce32_fn)(float *, float *, const float *, const int64_t *, const float *, int64_t,
                           int64_t, int64_t, int64_t, float, int);
 typedef double (*ce64_fn)(double *, double *, const double *, const int64_t *, const double *, int64_t,
@@ -534,12 +548,12 @@ typedef int64_t (*bad_target_fn)(const int64_t *, int64_t, int64_t, int64_t);
 
 /* cross_entropy(logits, target, weight, ignore_index, label_smoothing, reduction, grad, out,
  *               backend):
- * (N, C) logits, int64 class indices (N,), no class weights, "mean" or "sum", every target
- * in [0, C) or ignore_index (else the Python path names the bad one). */
+ * (N, C) logits, int64 class indices (N,), class weights None or (C,), "mean" or "sum",
+ * every target in [0, C) or ignore_index (else the Python path names the bad one). */
 static PyObject *cross_entropy(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)self;
-    if (nargs != 9 || !accept(args[8]) || args[2] != Py_None) NOT_MINE;
+    if (nargs != 9 || !accept(args[8])) NOT_MINE;
     int64_t ignore;
     double eps;
     int mode, want_grad;
@@ -547,27 +561,32 @@ static PyObject *cross_entropy(PyObject *self, PyObject *const *args, Py_ssize_t
         !(mode = reduction_mode(args[5])) || mode == NONE || !pybool(args[6], &want_grad) ||
         (!want_grad && args[7] != Py_None))
         NOT_MINE;
-    arr_t x = {0}, t = {0}, g = {0};
+    arr_t x = {0}, t = {0}, g = {0}, w = {0};
     PyObject *gobj = NULL;
     int ok = get(args[0], &x, 0, 0) && x.v.ndim == 2 && x.v.shape[0] >= 1 && x.v.shape[1] >= 1 &&
              get(args[1], &t, 0, 1) && t.v.ndim == 1 && t.v.shape[0] == x.v.shape[0];
     const int64_t n = ok ? x.v.shape[0] : 0, c = ok ? x.v.shape[1] : 0;
     if (ok) ok = ((bad_target_fn)kern[K_FIRST_BAD_TARGET][0])(t.v.buf, n, c, ignore) < 0;
     if (ok && want_grad) ok = (gobj = grad_buffer(args[7], args[0], &x, &t, &g)) != NULL;
-    if (!ok) return decline(&x, &t);
+    if (ok) ok = class_weights(args[2], &w, &x, c, &g);
+    if (!ok) {
+        Py_XDECREF(gobj);
+        release(&g);
+        return decline(&x, &t);
+    }
     double s;
+    void *gb = g.held ? g.v.buf : NULL, *wb = w.held ? w.v.buf : NULL;
     PyThreadState *ts = n * c >= NOGIL_MIN ? PyEval_SaveThread() : NULL;
     if (x.dt == 0)
-        s = ((ce32_fn)kern[K_CROSS_ENTROPY][0])(g.held ? g.v.buf : NULL, NULL, x.v.buf, t.v.buf, NULL, n, c,
-                                                1, ignore, (float)eps, mode);
+        s = ((ce32_fn)kern[K_CROSS_ENTROPY][0])(gb, NULL, x.v.buf, t.v.buf, wb, n, c, 1, ignore, (float)eps, mode);
     else
-        s = ((ce64_fn)kern[K_CROSS_ENTROPY][1])(g.held ? g.v.buf : NULL, NULL, x.v.buf, t.v.buf, NULL, n, c,
-                                                1, ignore, eps, mode);
+        s = ((ce64_fn)kern[K_CROSS_ENTROPY][1])(gb, NULL, x.v.buf, t.v.buf, wb, n, c, 1, ignore, eps, mode);
     if (ts) PyEval_RestoreThread(ts);
     const int dt = x.dt;
     release(&x);
     release(&t);
     release(&g);
+    release(&w);
     return loss_result(dt, s, gobj);
 }
 
@@ -578,11 +597,11 @@ typedef double (*mm64_fn)(double *, double *, const double *, const int64_t *, c
 
 /* multi_margin(logits, target, p, margin, weight, reduction, grad, out, backend): (N, C)
  * logits, int64 class indices (N,) all in [0, C), p the int 1 or 2, margin a finite float,
- * no class weights, "mean" or "sum". */
+ * class weights None or (C,), "mean" or "sum". */
 static PyObject *multi_margin(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)self;
-    if (nargs != 9 || !accept(args[8]) || args[4] != Py_None) NOT_MINE;
+    if (nargs != 9 || !accept(args[8])) NOT_MINE;
     int64_t p;
     double margin;
     int mode, want_grad;
@@ -590,7 +609,7 @@ static PyObject *multi_margin(PyObject *self, PyObject *const *args, Py_ssize_t 
         !(mode = reduction_mode(args[5])) || mode == NONE || !pybool(args[6], &want_grad) ||
         (!want_grad && args[7] != Py_None))
         NOT_MINE;
-    arr_t x = {0}, t = {0}, g = {0};
+    arr_t x = {0}, t = {0}, g = {0}, w = {0};
     PyObject *gobj = NULL;
     int ok = get(args[0], &x, 0, 0) && x.v.ndim == 2 && x.v.shape[0] >= 1 && x.v.shape[1] >= 1 &&
              get(args[1], &t, 0, 1) && t.v.ndim == 1 && t.v.shape[0] == x.v.shape[0];
@@ -598,20 +617,25 @@ static PyObject *multi_margin(PyObject *self, PyObject *const *args, Py_ssize_t 
     /* ignore_index 0: a valid class, so this is the range test alone */
     if (ok) ok = ((bad_target_fn)kern[K_FIRST_BAD_TARGET][0])(t.v.buf, n, c, 0) < 0;
     if (ok && want_grad) ok = (gobj = grad_buffer(args[7], args[0], &x, &t, &g)) != NULL;
-    if (!ok) return decline(&x, &t);
+    if (ok) ok = class_weights(args[4], &w, &x, c, &g);
+    if (!ok) {
+        Py_XDECREF(gobj);
+        release(&g);
+        return decline(&x, &t);
+    }
     double s;
+    void *gb = g.held ? g.v.buf : NULL, *wb = w.held ? w.v.buf : NULL;
     PyThreadState *ts = n * c >= NOGIL_MIN ? PyEval_SaveThread() : NULL;
     if (x.dt == 0)
-        s = ((mm32_fn)kern[K_MULTI_MARGIN][0])(g.held ? g.v.buf : NULL, NULL, x.v.buf, t.v.buf, NULL, n, c,
-                                               (int)p, (float)margin, mode);
+        s = ((mm32_fn)kern[K_MULTI_MARGIN][0])(gb, NULL, x.v.buf, t.v.buf, wb, n, c, (int)p, (float)margin, mode);
     else
-        s = ((mm64_fn)kern[K_MULTI_MARGIN][1])(g.held ? g.v.buf : NULL, NULL, x.v.buf, t.v.buf, NULL, n, c,
-                                               (int)p, margin, mode);
+        s = ((mm64_fn)kern[K_MULTI_MARGIN][1])(gb, NULL, x.v.buf, t.v.buf, wb, n, c, (int)p, margin, mode);
     if (ts) PyEval_RestoreThread(ts);
     const int dt = x.dt;
     release(&x);
     release(&t);
     release(&g);
+    release(&w);
     return loss_result(dt, s, gobj);
 }
 
