@@ -21,20 +21,17 @@ from .adaptive import adagrad, adam, norm_acc, rmsprop, scale  # noqa: E402,F401
 NAME = "numba"
 
 
-def _flat(a):
-    return None if a is None else a.reshape(-1)
-
-
-_ew_serial, _ew_parallel = _regression.ew_loss
-
-
 def _ew(name):
     kind = _regression.KIND[name]
+    serial, parallel = _regression.ew_loss
 
     def run(grad, loss, pred, target, gscale, h=0.0):
+        if pred.ndim != 1:  # the kernels take 1-D views (the API checked: one shape, contiguous)
+            pred, target = pred.reshape(-1), target.reshape(-1)
+            grad = None if grad is None else grad.reshape(-1)
+            loss = None if loss is None else loss.reshape(-1)
         nch = plan(pred.size)
-        f = _ew_serial if nch == 1 else _ew_parallel
-        return f(kind, _flat(grad), _flat(loss), pred.reshape(-1), target.reshape(-1), gscale, h, nch)
+        return (serial if nch == 1 else parallel)(kind, grad, loss, pred, target, gscale, h, nch)
 
     run.__name__ = name
     return run
@@ -58,12 +55,14 @@ _sgd_serial, _sgd_parallel = _optim.KERNELS["sgd"]
 
 def sgd(param, momentum_buffer, grad, step, lr, momentum, dampening, weight_decay, grad_scale,
         nesterov, maximize):
-    n = param.size
-    nch = plan(n)
-    f = _sgd_serial if nch == 1 else _sgd_parallel
-    buf = momentum_buffer.reshape(-1) if (momentum != 0.0 and momentum_buffer is not None) else None
-    f(param.reshape(-1), buf, grad.reshape(-1), step <= 1, lr, momentum, dampening, weight_decay,
-      -grad_scale if maximize else grad_scale, bool(nesterov), nch)
+    buf = momentum_buffer if momentum != 0.0 else None
+    if param.ndim != 1:
+        param, grad = param.reshape(-1), grad.reshape(-1)
+        buf = None if buf is None else buf.reshape(-1)
+    nch = plan(param.size)
+    (_sgd_serial if nch == 1 else _sgd_parallel)(
+        param, buf, grad, step <= 1, lr, momentum, dampening, weight_decay,
+        -grad_scale if maximize else grad_scale, bool(nesterov), nch)
 
 
 def threading_layer():

@@ -43,14 +43,36 @@ def set_num_threads(n):
     _threads = max(1, min(int(n), numba.config.NUMBA_NUM_THREADS))
 
 
+def _numba_threads_public():
+    """numba's thread count for the calling thread, through its public function: 0.7 us a
+    call here (it takes numba's start-up locks every time), so used only until the parallel
+    backend has started; then plan() reads the count directly (`_numba_threads`)."""
+    global _numba_threads
+    nt = numba.get_num_threads()  # starts the threading layer if it has not started
+    try:
+        from numba.np.ufunc import parallel
+        get = parallel._get_num_threads  # numba's C getter (ctypes), set once it started
+        if get() == nt:
+            _numba_threads = get
+    except (ImportError, AttributeError):  # another numba layout: keep the public function
+        pass
+    return nt
+
+
+_numba_threads = _numba_threads_public
+
+
 def plan(n, grain=GRAIN_STREAM):
-    """Number of chunks for n elements (1 = run the serial twin).  Sets numba's thread count
-    for the calling thread (numba's setting is per thread) when going parallel."""
+    """Number of chunks for n elements (1 = run the serial twin).  Going parallel, sets
+    numba's thread count for the calling thread (numba's setting is per thread) to the number
+    of chunks, only when it differs: the result's bits depend on the chunks alone, the thread
+    count only decides who runs them."""
     nt = _threads
     if n < 2 * grain or nt <= 1:
         return 1
-    nt = min(nt, n // grain)
-    if numba.get_num_threads() != nt:
+    if n < nt * grain:
+        nt = n // grain
+    if _numba_threads() != nt:
         numba.set_num_threads(nt)
     return nt
 
