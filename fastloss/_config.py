@@ -43,6 +43,8 @@ def module(name=None):
         mod = importlib.import_module(_MODULES[name])
         _loaded[name] = mod
         mod.set_num_threads(get_num_threads())
+        from . import _fast
+        _fast.bind_backend(name, mod)
     return mod
 
 

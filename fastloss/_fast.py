@@ -25,6 +25,10 @@ class _Declines:
     def enable(default, named):
         pass
 
+    @staticmethod
+    def bind_py(name, fn):
+        pass
+
 
 # the kernels the fast path calls: entry.c's name -> (float32 symbol, float64 symbol)
 _KERNELS = {name: (f"fl_{name}_f32", f"fl_{name}_f64")
@@ -52,14 +56,28 @@ def _load():
 entry = _load()
 
 
+# the Numba backend's functions the fast path calls: entry.c's name -> the module's name
+_NUMBA = {"mse": "mse", "smooth_l2": "smooth_l2", "mae": "mae", "huber": "huber", "smooth_l1": "smooth_l1",
+          "sgd": "sgd"}
+_ROUTE = {"c": 1, "numba": 2}
+
+
+def bind_backend(name, mod):
+    """Called by _config.module when a backend module is first imported: the Numba backend's
+    regression losses and sgd then take the fast path's checks too."""
+    if name == "numba":
+        for kname, fname in _NUMBA.items():
+            entry.bind_py(kname, getattr(mod, fname))
+
+
 def refresh():
-    """Fast path on for backend="c", and for backend=None iff the default backend is "c"
-    (an invalid $FASTLOSS_BACKEND: off, so that the checked path reports it)."""
+    """Fast path on for backend="c"/"numba" by name, and for backend=None with the default
+    backend's route (an invalid $FASTLOSS_BACKEND: off, so that the checked path reports it)."""
     try:
-        on = _config.get_backend() == "c"
+        route = _ROUTE.get(_config.get_backend(), 0)
     except ValueError:
-        on = False
-    entry.enable(on, True)
+        route = 0
+    entry.enable(route, True)
 
 
 @contextlib.contextmanager

@@ -183,6 +183,50 @@ def test_checked_only_turns_the_fast_path_off(rng):
     assert E.ew(0, p, t, "mean", True, None, None, "c") is not NotImplemented
 
 
+@pytest.mark.parametrize("dt", DTYPES)
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_numba_route_same_bits_as_checked_numba(rng, dt, reduction):
+    """backend="numba" (and a numba default): the fast path's checks, then the Numba
+    backend's function: exactly the checked path's results."""
+    pytest.importorskip("numba")
+    fastloss._config.module("numba")   # loaded: its functions are bound
+    p, t = _pair(rng, dt, 70001)       # parallel at 2 threads
+    for name, kid, kw in REGRESSION:
+        fn = getattr(fastloss, name)
+        hyper = next(iter(kw.values()), None)
+        fast = E.ew(kid, p, t, reduction, True, None, hyper, "numba")
+        assert fast is not NotImplemented, name
+        with _fast.checked_only():
+            slow = fn(p, t, reduction=reduction, backend="numba", **kw)
+        _same_loss(fast[0], slow[0])
+        np.testing.assert_array_equal(fast[1], slow[1])
+        _same_loss(fn(p, t, reduction=reduction, grad=False, backend="numba", **kw), slow[0])
+    cases = [dict(step=3, lr=0.1, momentum=0.9, dampening=0.1, weight_decay=0.01),
+             dict(step=1, lr=0.1, momentum=0.9, nesterov=True, maximize=True), dict(step=2, lr=0.1)]
+    for kw in cases:
+        q, g = _pair(rng, dt, 70001)
+        buf = rng.standard_normal(q.size).astype(dt)
+        ref = [q.copy(), buf.copy()]
+        assert E.sgd(q, g, buf, kw["step"], kw["lr"], kw.get("momentum", 0.0), kw.get("dampening", 0.0),
+                     kw.get("nesterov", False), kw.get("weight_decay", 0.0), kw.get("maximize", False), 1.0,
+                     "numba") is q
+        with _fast.checked_only():
+            optim.sgd_(ref[0], g, ref[1], backend="numba", **kw)
+        np.testing.assert_array_equal(q, ref[0])
+        np.testing.assert_array_equal(buf, ref[1])
+    # the kernels without a Numba route decline it
+    x = rng.random(10).astype(dt)
+    assert E.binary(11, x, x, "mean", True, None, None, "numba") is NotImplemented
+    assert E.adam(x, x, x.copy(), x.copy(), None, 1, 1e-3, 0.9, 0.999, 1e-8, 0.0, False, False, False, 1.0,
+                  "numba") is NotImplemented
+    try:
+        fastloss.set_backend("numba")
+        assert E.ew(0, p, t, "mean", True, None, None, None) is not NotImplemented
+        assert E.binary(11, x, x, "mean", True, None, None, None) is NotImplemented
+    finally:
+        fastloss.set_backend("c")
+
+
 def test_declines_what_is_not_the_common_case(rng):
     p, t = _pair(rng, np.float32, 100)
     g = np.empty_like(p)
@@ -263,6 +307,7 @@ def test_declined_calls_still_work_or_raise_named_errors(rng):
 
 
 def test_backend_none_only_while_the_default_is_c_and_c_by_name_always(rng):
+    """(the Numba route: test_numba_route_same_bits_as_checked_numba)"""
     p, t = _pair(rng, np.float32, 10)
     try:
         fastloss.set_backend("numpy")
@@ -278,7 +323,7 @@ def test_backend_none_only_while_the_default_is_c_and_c_by_name_always(rng):
             slow = fastloss.mse(p, t, backend="c")
         assert fast[0] == slow[0]
         np.testing.assert_array_equal(fast[1], slow[1])
-        for other in ("numba", "C", 3):
+        for other in ("numpy", "C", 3):
             assert E.ew(0, p, t, "mean", True, None, None, other) is NotImplemented
     finally:
         fastloss.set_backend("c")

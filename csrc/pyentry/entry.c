@@ -12,7 +12,10 @@
  * public functions); this file only recognises a subset of what they accept.
  *
  * Every function takes the public call's `backend` argument last: None takes the fast path
- * while the default backend is "c", "c" always (both switchable off for tests).
+ * while the default backend is "c", "c" always (both switchable off for tests).  The
+ * regression losses and sgd_ also serve the Numba backend (by name, or as the default once
+ * its module is loaded): the same checks here, then its backend function, bound with
+ * bind_py, is called with the validated arrays, so a Numba call skips the Python checks too.
  *
  * The kernels are not compiled in here: fastloss/_fast.py binds their addresses from the
  * cffi module (one copy of the kernels and of their thread settings).  This is the only C
@@ -37,8 +40,10 @@ static const char *const kernel_names[K_COUNT] = {
     "hinge", "squared_hinge", "first_outside", "first_not_sign", "multi_margin",
 };
 static void *kern[K_COUNT][2]; /* [kernel][0: float32, 1: float64] */
-static int on_default;         /* backend=None comes here: the default backend is "c" */
-static int on_named;           /* backend="c" comes here */
+enum { ROUTE_NONE, ROUTE_C, ROUTE_NUMBA };
+static PyObject *pyk[K_COUNT]; /* the Numba backend's function for a kernel, once bound */
+static int on_default;         /* backend=None comes here: ROUTE_C / ROUTE_NUMBA (the default) */
+static int on_named;           /* backend="c" / "numba" come here */
 static PyObject *nd_type, *scalar_type[2], *empty_like;
 
 #define NOT_MINE Py_RETURN_NOTIMPLEMENTED
@@ -48,11 +53,29 @@ static PyObject *nd_type, *scalar_type[2], *empty_like;
 
 /* ------------------------------------------------------------------ arguments */
 
-/* the call's backend argument selects the C kernels and the fast path is on for it */
+/* Where a call with this backend argument goes: ROUTE_C, ROUTE_NUMBA (kernel k's Numba
+ * function is bound) or ROUTE_NONE (decline). */
+static int route(PyObject *backend, int k)
+{
+    int r = ROUTE_NONE;
+    if (backend == Py_None) r = on_default;
+    else if (on_named && PyUnicode_Check(backend)) {
+        if (PyUnicode_CompareWithASCIIString(backend, "c") == 0) r = ROUTE_C;
+        else if (PyUnicode_CompareWithASCIIString(backend, "numba") == 0) r = ROUTE_NUMBA;
+    }
+    return r == ROUTE_NUMBA && !pyk[k] ? ROUTE_NONE : r;
+}
+
+/* the call goes to the C kernels (the functions with no Numba route) */
 static int accept(PyObject *backend)
 {
-    if (backend == Py_None) return on_default;
-    return on_named && PyUnicode_Check(backend) && PyUnicode_CompareWithASCIIString(backend, "c") == 0;
+    return route(backend, 0) == ROUTE_C;
+}
+
+/* the Numba backend's function for kernel k called with args; a new reference or NULL */
+static PyObject *call_numba(int k, PyObject *const *args, size_t nargs)
+{
+    return PyObject_Vectorcall(pyk[k], args, nargs, NULL);
 }
 
 typedef struct {
@@ -217,14 +240,16 @@ static PyObject *decline(arr_t *x, arr_t *t)
 }
 
 /* The arguments an elementwise loss entry shares, (kernel, x, target, reduction, grad, out,
- * hyper, backend): 1 with *k in [lo, hi], *mode and *want_grad set when they are the
- * common case. */
+ * hyper, backend): the route (ROUTE_NONE: decline) with *k in [lo, hi], *mode and
+ * *want_grad set when they are the common case.  numba: let ROUTE_NUMBA through. */
 static int loss_args(PyObject *const *args, Py_ssize_t nargs, int lo, int hi, int64_t *k, int *mode,
-                     int *want_grad)
+                     int *want_grad, int numba)
 {
-    return nargs == 8 && accept(args[7]) && pyint(args[0], k) && *k >= lo && *k <= hi &&
-           (*mode = reduction_mode(args[3])) != 0 && pybool(args[4], want_grad) &&
-           (*want_grad || args[5] == Py_None);
+    if (!(nargs == 8 && pyint(args[0], k) && *k >= lo && *k <= hi)) return ROUTE_NONE;
+    const int r = route(args[7], (int)*k);
+    if (r == ROUTE_NONE || (r == ROUTE_NUMBA && !numba)) return ROUTE_NONE;
+    return (*mode = reduction_mode(args[3])) != 0 && pybool(args[4], want_grad) &&
+           (*want_grad || args[5] == Py_None) ? r : ROUTE_NONE;
 }
 
 /* x and target of one float dtype and shape, not empty */
@@ -248,7 +273,8 @@ static PyObject *ew(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     int64_t k;
     int want_grad, mode;
     double h = 0.0;
-    if (!loss_args(args, nargs, K_MSE, K_SMOOTH_L1, &k, &mode, &want_grad)) NOT_MINE;
+    const int r = loss_args(args, nargs, K_MSE, K_SMOOTH_L1, &k, &mode, &want_grad, 1);
+    if (!r) NOT_MINE;
     if (k == K_HUBER && !(pyfloat(args[6], &h) && h > 0.0)) NOT_MINE;
     if (k == K_SMOOTH_L1 && !(pyfloat(args[6], &h) && h >= 0.0)) NOT_MINE;
     arr_t p = {0}, t = {0}, g = {0}, l = {0};
@@ -263,7 +289,31 @@ static PyObject *ew(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     }
     const int64_t n = p.n;
     const double gscale = mode == 1 ? 1.0 / (double)n : 1.0;
-    double s;
+    double s = 0.0;
+    if (r == ROUTE_NUMBA) { /* backend.numba.<loss>(grad, loss, pred, target, gscale[, h]) */
+        PyObject *gs = PyFloat_FromDouble(gscale), *res = NULL;
+        if (gs) {
+            PyObject *a[6] = {gobj ? gobj : Py_None, lobj ? lobj : Py_None, args[1], args[2], gs, args[6]};
+            res = call_numba((int)k, a, k >= K_HUBER ? 6 : 5);
+            Py_DECREF(gs);
+        }
+        if (res) {
+            s = PyFloat_AsDouble(res);
+            Py_DECREF(res);
+        }
+        const int dt = p.dt;
+        release(&p);
+        release(&t);
+        release(&g);
+        release(&l);
+        if (PyErr_Occurred()) {
+            Py_XDECREF(gobj);
+            Py_XDECREF(lobj);
+            return NULL;
+        }
+        if (mode == NONE) return none_result(lobj, gobj);
+        return loss_result(dt, mode == 1 ? s / (double)n : s, gobj);
+    }
     PyThreadState *ts = n >= NOGIL_MIN ? PyEval_SaveThread() : NULL;
     void *gb = g.held ? g.v.buf : NULL, *lb = l.held ? l.v.buf : NULL;
     if (k >= K_HUBER)
@@ -307,7 +357,7 @@ static PyObject *binary(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     int64_t k;
     int want_grad, mode;
     double margin = 0.0;
-    if (!loss_args(args, nargs, K_BCE, K_SQUARED_HINGE, &k, &mode, &want_grad)) NOT_MINE;
+    if (loss_args(args, nargs, K_BCE, K_SQUARED_HINGE, &k, &mode, &want_grad, 0) != ROUTE_C) NOT_MINE;
     if (k >= K_HINGE && !(pyfloat(args[6], &margin) && isfinite(margin))) NOT_MINE;
     arr_t x = {0}, t = {0}, g = {0};
     int ok = loss_pair(args[1], args[2], &x, &t);
@@ -384,7 +434,8 @@ typedef void (*sgd64_fn)(double *, double *, const double *, int64_t, int64_t, d
 static PyObject *sgd(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)self;
-    if (nargs != 12 || !accept(args[11])) NOT_MINE;
+    const int r = nargs == 12 ? route(args[11], K_SGD) : ROUTE_NONE;
+    if (!r) NOT_MINE;
     int64_t step;
     double lr, mom, damp, wd, gs;
     int nesterov, maximize;
@@ -397,6 +448,18 @@ static PyObject *sgd(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     arr_t a[3] = {0};
     const int count = mom != 0.0 ? 3 : 2;
     if (!opt_arrays(args, count, a)) NOT_MINE;
+    if (r == ROUTE_NUMBA) {
+        /* backend.numba.sgd(param, momentum_buffer, grad, step, lr, momentum, dampening,
+         *                   weight_decay, grad_scale, nesterov, maximize) */
+        PyObject *c[11] = {args[0], args[2], args[1], args[3], args[4], args[5], args[6], args[8], args[10],
+                           args[7], args[9]};
+        PyObject *res = call_numba(K_SGD, c, 11);
+        release_all(a, count);
+        if (!res) return NULL;
+        Py_DECREF(res);
+        Py_INCREF(args[0]);
+        return args[0];
+    }
     PyThreadState *ts = a[0].n >= NOGIL_MIN ? PyEval_SaveThread() : NULL;
     void *buf = count == 3 ? a[2].v.buf : NULL;
     if (a[0].dt == 0)
@@ -658,6 +721,23 @@ static PyObject *bind(PyObject *self, PyObject *args)
     return NULL;
 }
 
+/* bind_py(name, function): the Numba backend's function for a kernel (fastloss/_fast.py) */
+static PyObject *bind_py(PyObject *self, PyObject *args)
+{
+    (void)self;
+    const char *name;
+    PyObject *fn;
+    if (!PyArg_ParseTuple(args, "sO", &name, &fn)) return NULL;
+    for (int k = 0; k < K_COUNT; k++)
+        if (!strcmp(name, kernel_names[k])) {
+            Py_INCREF(fn);
+            Py_XSETREF(pyk[k], fn);
+            Py_RETURN_NONE;
+        }
+    PyErr_Format(PyExc_ValueError, "bind_py: unknown kernel %s", name);
+    return NULL;
+}
+
 /* setup(ndarray, float32, float64, empty_like): the NumPy objects the fast path uses */
 static PyObject *setup(PyObject *self, PyObject *args)
 {
@@ -672,13 +752,17 @@ static PyObject *setup(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
-/* enable(default, named): take the fast path for backend=None (only when the default
- * backend is "c") and for backend="c" */
+/* enable(default, named): the route of backend=None (0 off, 1 C, 2 Numba: the default
+ * backend's) and whether backend="c" / "numba" take the fast path */
 static PyObject *enable(PyObject *self, PyObject *args)
 {
     (void)self;
     int on[2];
-    if (!PyArg_ParseTuple(args, "pp", &on[0], &on[1])) return NULL;
+    if (!PyArg_ParseTuple(args, "ip", &on[0], &on[1])) return NULL;
+    if (on[0] < ROUTE_NONE || on[0] > ROUTE_NUMBA) {
+        PyErr_SetString(PyExc_ValueError, "enable: default route must be 0, 1 or 2");
+        return NULL;
+    }
     if (on[0] || on[1]) {
         if (!nd_type) {
             PyErr_SetString(PyExc_RuntimeError, "enable: setup() first");
@@ -705,6 +789,7 @@ static PyMethodDef methods[] = {
     {"binary", (PyCFunction)(void (*)(void))binary, METH_FASTCALL, "BCE, BCE with logits, hinge fast path"},
     {"multi_margin", (PyCFunction)(void (*)(void))multi_margin, METH_FASTCALL, "multi_margin fast path"},
     {"bind", bind, METH_VARARGS, "bind(name, address_f32, address_f64)"},
+    {"bind_py", bind_py, METH_VARARGS, "bind_py(name, function)"},
     {"setup", setup, METH_VARARGS, "setup(ndarray, float32, float64, empty_like)"},
     {"enable", enable, METH_VARARGS, "enable(default, named)"},
     {NULL, NULL, 0, NULL},
