@@ -14,9 +14,15 @@
  * gradient to a separate array (a store to a line not read first).  With no outputs the
  * loop is a sum of the inputs (a loss computed without its gradient).
  *
+ * Cold caches (`python -m fastloss bench --cold`): rl_evict writes a buffer larger than the
+ * last-level cache, so that none of a kernel's arrays is left in any cache (see there for the
+ * size and why it writes), then rl_seconds times one pass.
+ *
  * Built at bench time by fastloss._bench (cffi, into a cache directory), never into the
  * package.  Not part of the library's ABI. */
+#define _POSIX_C_SOURCE 200809L /* clock_gettime under -std=c11 */
 #include <stdint.h>
+#include <time.h>
 #include <omp.h>
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
@@ -79,6 +85,17 @@ int rl_supported(int nin, int nout)
     return nin >= 1 && nin <= 6 && nout >= 0 && nout <= nin && nout <= 5;
 }
 
+/* [*lo, *hi): thread k of m's range of n elements, as fl_parallel_sum splits a kernel: one
+ * contiguous range per thread, boundaries on multiples of 16 floats. */
+static void rl_split(int64_t n, int k, int m, int64_t *lo, int64_t *hi)
+{
+    int64_t blocks = (n + 15) / 16;
+    *lo = (blocks * k / m) * 16;
+    *hi = (blocks * (k + 1) / m) * 16;
+    if (*hi > n) *hi = n;
+    if (*lo > n) *lo = n;
+}
+
 /* One pass over n elements on `threads` threads (1: on the calling thread, no parallel
  * region).  Returns the sum of the chunks' results (0 unless nout == 0). */
 double rl_pass(int nin, int nout, float **in, float **out, int64_t n, int threads)
@@ -91,10 +108,8 @@ double rl_pass(int nin, int nout, float **in, float **out, int64_t n, int thread
 #pragma omp parallel num_threads(threads)
     {
         int k = omp_get_thread_num(), m = omp_get_num_threads();
-        int64_t blocks = (n + 15) / 16;
-        int64_t lo = (blocks * k / m) * 16, hi = (blocks * (k + 1) / m) * 16;
-        if (hi > n) hi = n;
-        if (lo > n) lo = n;
+        int64_t lo, hi;
+        rl_split(n, k, m, &lo, &hi);
         part[k] = rl_chunk(nin, nout, in, out, lo, hi);
         if (k == 0) used = m;
     }
@@ -111,4 +126,58 @@ double rl_time(int nin, int nout, float **in, float **out, int64_t n, int thread
     double t0 = omp_get_wtime();
     for (int64_t r = 0; r < reps; r++) sink += rl_pass(nin, nout, in, out, n, threads);
     return omp_get_wtime() - t0;
+}
+
+/* Evict every cache of the threads that run kernels: a read-modify-write pass over `buf`
+ * (n floats) on `threads` threads, each on its own contiguous range, so each core's L2 and
+ * the shared L3 end up holding (dirty) lines of `buf` and nothing of any kernel's arrays.
+ *
+ * Why it writes: (1) a buffer that was allocated but never written is mapped to the kernel's
+ * single zero page, and reading it would touch one 4 KiB page, evicting nothing; (2) a pure
+ * store loop may become a memset, whose large-size path uses non-temporal stores that bypass
+ * the caches; a load + store of each element cannot; (3) a training step's forward and
+ * backward passes write activations and gradients, so the optimizer meets caches full of
+ * dirty lines, whose write-backs its own loads then pay for, as here.  The caller makes the
+ * buffer several times the L3: Zen's L3 is a victim cache of the L2s, not strictly LRU, and
+ * a buffer of one L3 size leaves part of the old lines in place.  b -> 0.5 b + 1 keeps the
+ * values bounded (they tend to 2) whatever the number of passes.  Returns a checksum. */
+RL_CLONES static double rl_evict_range(float *b, int64_t lo, int64_t hi)
+{
+#pragma omp simd
+    for (int64_t i = lo; i < hi; i++) b[i] = b[i] * 0.5f + 1.0f;
+    return hi > lo ? b[lo] : 0.0;
+}
+
+double rl_evict(float *buf, int64_t n, int threads)
+{
+    if (threads > RL_MAX_THREADS) threads = RL_MAX_THREADS;
+    if (threads <= 1) return rl_evict_range(buf, 0, n);
+    double part[RL_MAX_THREADS] = {0};
+#pragma omp parallel num_threads(threads)
+    {
+        int64_t lo, hi;
+        rl_split(n, omp_get_thread_num(), omp_get_num_threads(), &lo, &hi);
+        part[omp_get_thread_num()] = rl_evict_range(buf, lo, hi);
+    }
+    double s = 0.0;
+    for (int k = 0; k < threads; k++) s += part[k];
+    return s;
+}
+
+static double rl_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Seconds of one pass over n elements, timed here (clock_gettime): a cold-cache sample when
+ * the caller has just run rl_evict. */
+double rl_seconds(int nin, int nout, float **in, float **out, int64_t n, int threads)
+{
+    double t0 = rl_now();
+    volatile double sink = rl_pass(nin, nout, in, out, n, threads);
+    double t1 = rl_now();
+    (void)sink;
+    return t1 - t0;
 }

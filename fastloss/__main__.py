@@ -1,4 +1,5 @@
-"""python -m fastloss info | check | bench [--quick] [--kernels ...] [--sizes ...] [--json PATH] [--csv PATH]"""
+"""python -m fastloss info | check | bench [--quick] [--cold] [--kernels ...] [--sizes ...] [--json PATH]
+[--csv PATH]"""
 import argparse
 import sys
 
@@ -54,7 +55,9 @@ def bench(args):
     from fastloss import _bench
     try:
         result = _bench.run(kernels=args.kernels, sizes=args.sizes, shapes=args.shapes, quick=args.quick,
-                            impls=args.impls, passes=args.passes, progress=_progress)
+                            impls=args.impls, passes=args.passes, progress=_progress, cold=args.cold,
+                            samples=args.samples,
+                            evict_bytes=None if args.evict_mb is None else int(args.evict_mb * (1 << 20)))
     except ValueError as e:
         print(f"bench: {e}", file=sys.stderr)
         return 2
@@ -82,10 +85,21 @@ def main(argv=None):
     b.add_argument("--impls", type=_names, metavar="I1,I2",
                    help="only these rows: c,numba,c-1tensor,reference,textbook,torch,optax,deepspeed,roofline")
     b.add_argument("--passes", type=int, metavar="N",
-                   help="passes over every case, best per row (default 2; 1 with --quick)")
+                   help="passes over every case, best per row (--cold: samples pooled) (default 2; 1 with --quick)")
+    b.add_argument("--cold", action="store_true",
+                   help="cold caches: before every timed call (every row, the roofline too) write a buffer of "
+                        "4x the L3 (>= 128 MiB) to evict the caches; report the median of single calls "
+                        "(default: warm caches, the minimum over batches of back-to-back calls)")
+    b.add_argument("--samples", type=int, metavar="N",
+                   help="with --cold: single calls per row per round (default 15, 5 with --quick; "
+                        "x 2 rounds x --passes, pooled)")
+    b.add_argument("--evict-mb", type=float, metavar="MB",
+                   help="with --cold: size of the eviction buffer in MiB (default max(128, 4x the largest cache))")
     b.add_argument("--json", metavar="PATH", help="write the metadata and every row as JSON")
     b.add_argument("--csv", metavar="PATH", help="write every row as CSV")
     args = ap.parse_args(argv)
+    if args.cmd == "bench" and not args.cold and (args.samples is not None or args.evict_mb is not None):
+        ap.error("--samples and --evict-mb apply to --cold only")
     return {"info": info, "check": check, "bench": bench}[args.cmd](args)
 
 

@@ -14,6 +14,12 @@ Timing (see best_time, measure_case, run): the minimum over many short batches, 
 rows timed round-robin, the whole list in two passes, each measurement started when no other
 process is runnable.  The machine is shared: compare ratios within one run, not absolute
 times across runs.  ``bench/bench_kernels.py`` runs the same cases under pytest-benchmark.
+
+Cold caches (``--cold``; see Evictor, cold_sample, measure_case_cold): every timed call of
+every row, the roofline's too, follows a write of a buffer of 4x the L3, and is timed alone;
+a row's time is the median of its samples, the calls disturbed by another process left out.
+Warm is the default and the demanding regime; cold is the one an optimizer meets in training,
+where the forward and backward passes evict its state between steps.
 """
 import csv
 import datetime
@@ -29,6 +35,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 
@@ -105,6 +112,8 @@ _ROOFLINE_CDEF = """
 int rl_supported(int nin, int nout);
 double rl_pass(int nin, int nout, float **in, float **out, int64_t n, int threads);
 double rl_time(int nin, int nout, float **in, float **out, int64_t n, int threads, int64_t reps);
+double rl_evict(float *buf, int64_t n, int threads);
+double rl_seconds(int nin, int nout, float **in, float **out, int64_t n, int threads);
 """
 
 
@@ -221,18 +230,35 @@ class Roofline:
         if not self.lib.rl_supported(pattern.nin, pattern.nout):
             raise ValueError(f"roofline.c has no loop for {pattern}")
         keep, pin, pout = self._pointers(pattern, n)
+        return {t: (lambda reps, t=t, keep=keep: self.lib.rl_time(pattern.nin, pattern.nout, pin, pout, n, t, reps))
+                for t in self._thread_counts(n, threads)}
+
+    @staticmethod
+    def _thread_counts(n, threads=None):
+        """1 and `threads` (default: the library's thread count), those that get >= 16 elements each."""
         nt = threads or _config.get_num_threads()
-        out = {}
-        for t in sorted({1, nt}):
-            if t == 1 or n >= 16 * t:
-                out[t] = lambda reps, t=t, keep=keep: self.lib.rl_time(pattern.nin, pattern.nout, pin, pout,
-                                                                        n, t, reps)
-        return out
+        return [t for t in sorted({1, nt}) if t == 1 or n >= 16 * t]
 
     def seconds(self, pattern, n, threads=None, min_time=0.05, repeats=5):
         """(seconds per pass, threads): the faster of one thread and `threads`, each a
         best_time of batches of passes timed inside C."""
         return min((best_time(b, min_time, repeats), t) for t, b in self.batches(pattern, n, threads).items())
+
+    def timed_passes(self, pattern, n, threads=None):
+        """{threads: run() -> seconds of one pass, timed inside C (rl_seconds)} for one thread
+        and `threads`: the roofline's cold samples, each run right after an eviction."""
+        if not self.lib.rl_supported(pattern.nin, pattern.nout):
+            raise ValueError(f"roofline.c has no loop for {pattern}")
+        keep, pin, pout = self._pointers(pattern, n)
+        return {t: (lambda t=t, keep=keep: self.lib.rl_seconds(pattern.nin, pattern.nout, pin, pout, n, t))
+                for t in self._thread_counts(n, threads)}
+
+    def cold_seconds(self, pattern, n, evictor, threads=None, samples=30):
+        """(seconds per pass, threads): the lower of the medians of `samples` cold passes
+        (cold_sample after `evictor`) on one thread and on `threads`."""
+        waits = RunQueueWait()
+        return min((_stats([cold_sample(run, evictor, waits)[::2] for _ in range(samples)])["s"], t)
+                   for t, run in self.timed_passes(pattern, n, threads).items())
 
 
 @functools.lru_cache(maxsize=None)
@@ -252,6 +278,138 @@ def roofline():
 
 
 roofline_error = None
+
+
+# ---- cold caches: evict everything before each timed call ----------------------------------------
+
+def largest_cache_bytes():
+    """The largest CPU cache the OS reports (Linux sysfs: the L3, 32 MiB here), or 32 MiB."""
+    best = 0
+    for path in glob.glob("/sys/devices/system/cpu/cpu*/cache/index*/size"):
+        try:
+            with open(path) as f:
+                text = f.read().strip().upper()
+            mult = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(text[-1:], 1)
+            best = max(best, int(text.rstrip("KMG")) * mult)
+        except (OSError, ValueError):
+            continue
+    return best or 32 << 20
+
+
+def default_evict_bytes():
+    """4x the largest cache, at least 128 MiB: Zen's L3 is a victim cache of the L2s and not
+    strictly LRU, so a buffer of one L3 size leaves part of the old lines in place (if each
+    new line replaced a random way, ~exp(-k) of them would survive k cache sizes of writes:
+    4x, ~2%).  Measured here (Adam n=1e5 and 1e6, 16 to 512 MiB): the roofline is as cold
+    from 16 MiB on, but a call from Python keeps slowing down up to 128 MiB (the interpreter's
+    and the library's own lines go last) and not beyond."""
+    return max(128 << 20, 4 * largest_cache_bytes())
+
+
+def _cpus():
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+class Evictor:
+    """evict(): write a float32 buffer of `nbytes` (default_evict_bytes()) with one
+    read-modify-write pass on every CPU this process may run on, so no cache (each core's
+    L2, the shared L3) holds anything of a kernel's arrays, whichever library allocated them
+    (NumPy, torch, JAX: a cache is evicted by address, not by owner).  Done in C by
+    bench/roofline.c's rl_evict (why it writes: see there); NumPy on one thread when the
+    roofline cannot be built."""
+
+    def __init__(self, nbytes=None, threads=None):
+        self.nbytes = int(nbytes or default_evict_bytes()) // 64 * 64
+        self.buf = np.ones(self.nbytes // 4, np.float32)   # written now: real pages, not the zero page
+        rl = roofline()
+        if rl is not None:
+            self.threads = threads or _cpus()
+            ptr, lib, n, t = rl.ffi.cast("float *", self.buf.ctypes.data), rl.lib, self.buf.size, self.threads
+            self._evict = lambda: lib.rl_evict(ptr, n, t)
+            self.how = "bench/roofline.c rl_evict"
+        else:
+            self.threads = 1
+            buf = self.buf
+
+            def evict():
+                np.multiply(buf, np.float32(0.5), out=buf)
+                np.add(buf, np.float32(1.0), out=buf)
+            self._evict, self.how = evict, "NumPy (no roofline.c)"
+        self._evict()                                        # page faults and thread start-up, once
+
+    def __call__(self):
+        self._evict()
+
+    def describe(self):
+        return (f"a read-modify-write pass over {self.nbytes / (1 << 20):.0f} MiB on {self.threads} "
+                f"thread{'s' if self.threads > 1 else ''} ({self.how})")
+
+
+class RunQueueWait:
+    """total(): nanoseconds the threads of this process have spent runnable but waiting for a
+    CPU (Linux schedstat: /proc/self/task/*/schedstat, second field), or None where that is
+    not available.  The difference across a timed call says whether another process took a
+    CPU from one of its threads (a 2-thread kernel whose second thread waits for a time
+    slice takes milliseconds, not microseconds)."""
+
+    def __init__(self):
+        self.fds = {}
+        self.ok = os.path.exists("/proc/self/task/%d/schedstat" % threading.get_native_id())
+
+    def total(self):
+        if not self.ok:
+            return None
+        try:
+            tids = os.listdir("/proc/self/task")
+        except OSError:
+            return None
+        for tid in tids:
+            if tid not in self.fds:
+                try:
+                    self.fds[tid] = os.open(f"/proc/self/task/{tid}/schedstat", os.O_RDONLY)
+                except OSError:
+                    pass
+        s = 0
+        for tid, fd in list(self.fds.items()):
+            try:
+                s += int(os.pread(fd, 128, 0).split()[1])
+            except (OSError, ValueError, IndexError):   # the thread has exited
+                os.close(fd)
+                del self.fds[tid]
+        return s
+
+    def close(self):
+        for fd in self.fds.values():
+            os.close(fd)
+        self.fds = {}
+
+
+COLD_RETRIES = 20     # a sample disturbed by another process is redone up to this many times
+
+
+def _disturbed(waited_ns, seconds):
+    """A call during which this process's threads waited for a CPU longer than 20 us + 2% of
+    the call (a thread pool's wake-up waits a few us: that is part of any call)."""
+    return waited_ns is not None and waited_ns > 20e3 + 0.02 * seconds * 1e9
+
+
+def cold_sample(run, evictor, waits, retries=COLD_RETRIES, quiet=None):
+    """(seconds, redone, clean): quiet.wait() (a Quiet, optional), evictor(), then run() ->
+    seconds of one call; redone (up to `retries` times) while the call was disturbed
+    (RunQueueWait `waits`); when every try was, the last is returned with clean False."""
+    for attempt in range(retries + 1):
+        if quiet:
+            quiet.wait()
+        evictor()
+        w0 = waits.total()
+        s = run()
+        w1 = waits.total()
+        if not _disturbed(None if w0 is None or w1 is None else w1 - w0, s):
+            return s, attempt, True
+    return s, attempt, False
 
 
 # ---- NumPy as textbooks write it: a peer, not the library's float64 reference -----------------
@@ -866,16 +1024,7 @@ def measure_case(case, impls=None, min_time=0.05, repeats=5, rounds=3, progress=
     then timed in `rounds` round-robin rounds (each a best_time of `repeats` batches; the
     minimum over rounds is kept), so a burst of load from another process spoils one round of
     every row rather than every round of one row."""
-    names = [i for i in case.impls(peers) if impls is None or i in impls]
-    calls, res = {}, {}
-    for impl in names:
-        if progress:
-            progress(impl)
-        try:
-            f, detail = build(case, impl)
-            calls[impl], res[impl] = f, {"s": math.inf, "detail": detail, "threads": None}
-        except Exception as e:   # one broken peer must not end the run: report it in the table
-            res[impl] = {"s": None, "detail": _failure(e), "threads": None}
+    calls, res = _build_rows(case, impls, peers, progress, lambda: {"s": math.inf})
     rl = roofline() if impls is None or "roofline" in impls else None
     roof = rl.batches(case.pattern, case.elements) if rl is not None else {}
     best_roof = {}
@@ -903,6 +1052,128 @@ def measure_case(case, impls=None, min_time=0.05, repeats=5, rounds=3, progress=
     return res
 
 
+def _build_rows(case, impls, peers, progress, init):
+    """(calls, res): {impl: callable} of every row of `case` that builds, and {impl: result}
+    starting as init(), or a failure (s None) for a row that does not."""
+    names = [i for i in case.impls(peers) if impls is None or i in impls]
+    calls, res = {}, {}
+    for impl in names:
+        if progress:
+            progress(impl)
+        try:
+            f, detail = build(case, impl)
+            calls[impl], res[impl] = f, {**init(), "detail": detail, "threads": None}
+        except Exception as e:   # one broken peer must not end the run: report it in the table
+            res[impl] = {"s": None, "detail": _failure(e), "threads": None}
+    return calls, res
+
+
+def _timed(f):
+    """run() -> seconds of one call of f() from Python (perf_counter_ns)."""
+    clock = time.perf_counter_ns
+
+    def run():
+        t0 = clock()
+        f()
+        return (clock() - t0) * 1e-9
+    return run
+
+
+def measure_case_cold(case, evictor, impls=None, samples=15, rounds=2, progress=None, peers=None, quiet=None):
+    """Cold caches: {impl: {"samples": [(seconds of one call, clean), ...] or None (failed),
+    "redone": int, "detail", "threads"}}, the roofline as {"roofline": {"by_threads": {threads:
+    [(seconds, clean), ...]}, "redone": int}}.  Every row, after one untimed call (compilation, the
+    optimizers' lazily allocated state), is timed `rounds` x `samples` times, each sample a
+    single call right after evictor() (cold_sample: redone when another process took a CPU
+    from this one during the call); the samples are interleaved (sample k of every row, the
+    roofline included, before sample k+1 of any), so a slow moment of the DRAM falls on every
+    row alike.  Python rows: perf_counter_ns around the call; the roofline: timed inside C."""
+    calls, res = _build_rows(case, impls, peers, progress, lambda: {"samples": [], "redone": 0})
+    for impl, f in list(calls.items()):
+        try:
+            f()
+        except Exception as e:
+            res[impl] = {"samples": None, "detail": _failure(e), "threads": None}
+            del calls[impl]
+    runs = {impl: _timed(f) for impl, f in calls.items()}
+    rl = roofline() if impls is None or "roofline" in impls else None
+    roof = rl.timed_passes(case.pattern, case.elements) if rl is not None else {}
+    by_threads, roof_redone = {t: [] for t in roof}, 0
+    waits = RunQueueWait()
+    for r in range(rounds):
+        if progress and rounds > 1:
+            progress(f"r{r + 1}")
+        for _ in range(samples):
+            for impl, run in list(runs.items()):
+                try:
+                    sec, redone, clean = cold_sample(run, evictor, waits, quiet=quiet)
+                except Exception as e:
+                    res[impl] = {"samples": None, "detail": _failure(e), "threads": None}
+                    del runs[impl]
+                    continue
+                res[impl]["samples"].append((sec, clean))
+                res[impl]["redone"] += redone
+            for t, run in roof.items():
+                sec, redone, clean = cold_sample(run, evictor, waits, quiet=quiet)
+                by_threads[t].append((sec, clean))
+                roof_redone += redone
+    waits.close()
+    calls = runs = roof = None
+    _inputs.cache_clear()
+    if by_threads:
+        res["roofline"] = {"by_threads": by_threads, "redone": roof_redone}
+    return res
+
+
+def merge_cold(a, b):
+    """Per impl, the samples of two measure_case_cold results pooled (None = failed in both)."""
+    out = dict(a)
+    for impl, m in b.items():
+        old = out.get(impl)
+        if old is None:
+            out[impl] = m
+        elif "by_threads" in m:
+            out[impl] = {"by_threads": {t: old["by_threads"].get(t, []) + xs for t, xs in m["by_threads"].items()},
+                         "redone": old.get("redone", 0) + m.get("redone", 0)}
+        elif old["samples"] is None or m["samples"] is None:
+            out[impl] = m if old["samples"] is None else old
+        else:
+            out[impl] = {**m, "samples": old["samples"] + m["samples"],
+                         "redone": old.get("redone", 0) + m.get("redone", 0)}
+    return out
+
+
+def _stats(samples):
+    """Median, min and quartiles of the clean samples [(seconds, clean), ...] (of all of them
+    when none is clean); "disturbed": how many were left out (or, when none is clean, all)."""
+    clean = [sec for sec, ok in samples if ok]
+    xs = clean or [sec for sec, _ in samples]
+    q1, med, q3 = np.percentile(xs, [25, 50, 75])
+    return {"s": float(med), "samples": len(xs), "disturbed": len(samples) - len(clean),
+            "min": float(min(xs)), "q1": float(q1), "q3": float(q3)}
+
+
+def summarize_cold(case, measured):
+    """measure_case_cold's (pooled) samples -> measure_case's form, "s" the median, plus the
+    sample count, min and quartiles.  The roofline keeps the thread count with the lower median."""
+    out = {}
+    for impl, m in measured.items():
+        if "by_threads" in m:
+            per = {t: _stats(xs) for t, xs in m["by_threads"].items() if xs}
+            if not per:
+                continue
+            t = min(per, key=lambda k: per[k]["s"])
+            out[impl] = {**per[t], "threads": t, "redone": m.get("redone", 0),
+                         "detail": f"copy loop, {case.pattern}, {t} thread{'s' if t > 1 else ''}, "
+                                   "timed in C"}
+        elif not m["samples"]:
+            out[impl] = {"s": None, "detail": m["detail"], "threads": None}
+        else:
+            out[impl] = {**_stats(m["samples"]), "redone": m.get("redone", 0), "detail": m["detail"],
+                         "threads": m["threads"]}
+    return out
+
+
 def merge(a, b):
     """Per impl, the faster of two measure_case results (None = failed in both)."""
     out = dict(a)
@@ -913,8 +1184,10 @@ def merge(a, b):
     return out
 
 
-def case_rows(case, measured):
-    """Rows (dicts) of one case from its measurements: time, GB/s, fraction of roofline, ratios."""
+def case_rows(case, measured, mode="warm"):
+    """Rows (dicts) of one case from its measurements: time, GB/s, fraction of roofline, ratios;
+    `mode` and the statistic say how "us" was measured (warm: the minimum; cold: the median
+    of single calls after an eviction, with its sample count, min and quartiles)."""
     roof = measured.get("roofline")
     roof_s = roof["s"] if roof else None
     t_c = (measured.get("c") or {}).get("s")
@@ -933,6 +1206,9 @@ def case_rows(case, measured):
             "of_roofline": None if (roof_s is None or t is None) else roof_s / t,
             "vs_c": _ratio(t, t_c), "vs_numba": _ratio(t, t_nb),
             "threads": _config.get_num_threads(),
+            "mode": mode, "stat": "median" if mode == "cold" else "min",
+            "samples": m.get("samples"), "redone": m.get("redone"), "disturbed": m.get("disturbed"),
+            **{f"{k}_us": (None if m.get(k) is None else m[k] * 1e6) for k in ("min", "q1", "q3")},
         })
     return rows
 
@@ -970,18 +1246,31 @@ def measure_startup(repeats=3):
     return out
 
 
+COLD_SAMPLES = 15        # cold: single calls per row per round (x 2 rounds x 2 passes = 60 per row)
+QUICK_COLD_SAMPLES = 5
+
+
 def run(kernels=None, sizes=None, shapes=None, quick=False, impls=None, out=print, progress=None,
-        flat=None, startup=None, passes=None):
+        flat=None, startup=None, passes=None, cold=False, samples=None, evict_bytes=None):
     """Time every case in `passes` passes over the whole list (each case's rows keep the best
     of the passes: passes minutes apart rarely all meet a burst of load from another process);
     print the tables, the n=1e3 section, startup times and the targets; return
-    {"meta": ..., "rows": [...], "startup": ...}."""
+    {"meta": ..., "rows": [...], "startup": ...}.
+
+    cold: every timed call follows an eviction of the caches (Evictor, `evict_bytes`); each
+    row's time is the median of its single-call samples (`samples` per round, rounds and passes
+    pooled) instead of the minimum of warm batches; no startup section (a warm measurement)."""
     sizes = tuple(sizes or (QUICK_SIZES if quick else SIZES))
     shapes = tuple(shapes or (QUICK_CE_SHAPES if quick else CE_SHAPES))
     flat = (not quick) if flat is None else flat
-    startup = (not quick and kernels is None) if startup is None else startup
+    startup = (not quick and kernels is None and not cold) if startup is None else startup
     passes = passes or (1 if quick else 2)
     min_time, repeats, rounds = (0.01, 3, 1) if quick else (0.03, 4, 2)
+    samples = samples or (QUICK_COLD_SAMPLES if quick else COLD_SAMPLES)
+    if not cold and (evict_bytes is not None):
+        raise ValueError("evict size: only with cold caches (--cold)")
+    if samples < 1 or (evict_bytes is not None and evict_bytes < 1 << 20):
+        raise ValueError(f"cold: need samples >= 1 and an eviction buffer >= 1 MiB, got {samples}, {evict_bytes}")
     quiet = Quiet(max_wait=0.0 if quick else 2.0, budget=90.0 * passes)
     unknown = set(impls or ()) - set(IMPL_LABELS)
     if unknown:
@@ -990,6 +1279,12 @@ def run(kernels=None, sizes=None, shapes=None, quick=False, impls=None, out=prin
     peers = available_peers()
     meta = metadata(peers)
     meta["passes"] = passes
+    meta["mode"], meta["statistic"] = ("cold", "median") if cold else ("warm", "min")
+    evictor = None
+    if cold:
+        evictor = Evictor(evict_bytes)
+        meta.update(samples_per_row=samples * rounds * passes, evict_bytes=evictor.nbytes,
+                    evict_threads=evictor.threads, evict=evictor.describe())
     out(format_meta(meta))
     measured = [{} for _ in todo]
     for p in range(passes):
@@ -1002,9 +1297,14 @@ def run(kernels=None, sizes=None, shapes=None, quick=False, impls=None, out=prin
                 done.append(what)
                 if progress:
                     progress(f"\r{where} {case.group}: {' '.join(done)}", end="")
-            m = measure_case(case, impls=impls, min_time=min_time, repeats=repeats, rounds=rounds,
-                             progress=step, peers=peers, quiet=quiet)
-            measured[i] = merge(measured[i], m)
+            if cold:
+                m = measure_case_cold(case, evictor, impls=impls, samples=samples, rounds=rounds,
+                                      progress=step, peers=peers, quiet=quiet)
+                measured[i] = merge_cold(measured[i], m)
+            else:
+                m = measure_case(case, impls=impls, min_time=min_time, repeats=repeats, rounds=rounds,
+                                 progress=step, peers=peers, quiet=quiet)
+                measured[i] = merge(measured[i], m)
             if progress:
                 progress(f"\r{where} {case.group}: {' '.join(done)} ({time.perf_counter() - t0:.1f} s)")
     # each case keeps its own roofline, measured in the same rounds as its rows: at n=1e7 the
@@ -1012,12 +1312,14 @@ def run(kernels=None, sizes=None, shapes=None, quick=False, impls=None, out=prin
     # from another case's moment would not be "at the same size and thread count"
     rows = []
     for case, m in zip(todo, measured):
-        r = case_rows(case, m)
+        r = case_rows(case, summarize_cold(case, m) if cold else m, meta["mode"])
         rows += r
         out(format_case(case, r))
     meta["quiet"] = quiet.summary()
     meta["loadavg_end"] = _loadavg()
-    out(f"\n{passes} pass{'es' if passes > 1 else ''}, the best of them per row; waited for other processes "
+    how = (f"cold caches: {samples} x {rounds} round{'s' if rounds > 1 else ''} single calls per row and pass, "
+           "pooled, the median per row" if cold else "the best of them per row")
+    out(f"\n{passes} pass{'es' if passes > 1 else ''}, {how}; waited for other processes "
         f"{meta['quiet']['waited_s']} s over {meta['quiet']['gates']} measurements, "
         f"{meta['quiet']['still_busy']} started while another was running; load average "
         f"{meta['loadavg']} at the start, {meta['loadavg_end']} at the end")
@@ -1025,12 +1327,14 @@ def run(kernels=None, sizes=None, shapes=None, quick=False, impls=None, out=prin
     if roofline() is None:
         out(f"(no roofline rows: {roofline_error})")
     out(format_small(rows))
+    if cold and kernels is None and not quick:
+        out("\n(no startup section with --cold: it is measured in fresh interpreters, warm caches)")
     if startup:
         if progress:
             progress("startup: import fastloss and first calls in fresh interpreters")
         result["startup"] = measure_startup()
         out(format_startup(result["startup"]))
-    out(format_targets(evaluate_targets(rows, result["startup"])))
+    out(format_targets(evaluate_targets(rows, result["startup"]), meta["mode"]))
     return result
 
 
@@ -1080,11 +1384,19 @@ def _f(x, fmt, none="-"):
 
 def format_meta(meta):
     peers = ", ".join(f"{m} {meta[m]}" for m in ("numba", "torch", "jax", "optax", "deepspeed") if m in meta)
-    return (f"fastloss {meta['fastloss']} bench, {meta['date']}: {meta['cpu']}, {meta['threads']} threads, "
-            f"python {meta['python']}, numpy {meta['numpy']}; {peers}; load average {meta['loadavg']}\n"
-            "time: per call from Python (validation included), the minimum over many short batches; "
-            "roofline: the kernel's loads and stores alone, timed in C.\nof roofline = roofline time / time; "
+    head = (f"fastloss {meta['fastloss']} bench, {meta['date']}: {meta['cpu']}, {meta['threads']} threads, "
+            f"python {meta['python']}, numpy {meta['numpy']}; {peers}; load average {meta['loadavg']}\n")
+    tail = ("of roofline = roofline time / time; "
             "speed-up x PEER = PEER's time / fastloss time: > 1 means fastloss is that many times faster.")
+    if meta.get("mode") == "cold":
+        return (head + f"COLD CACHES: before every timed call, {meta['evict']} evicts every cache (not timed).\n"
+                f"time: one call from Python (validation included) right after an eviction, the MEDIAN of "
+                f"{meta['samples_per_row']} such calls per row (n: the clean ones).  A call during which another "
+                f"process took a CPU from this one is redone (redo), up to {COLD_RETRIES} times, then left out "
+                "(dist).\nroofline: the kernel's loads and stores alone, after the same eviction, timed in C "
+                "(median).\n" + tail)
+    return (head + "time: per call from Python (validation included), the minimum over many short batches; "
+            "roofline: the kernel's loads and stores alone, timed in C.\n" + tail)
 
 
 PEER_IMPLS = ("reference", "textbook", "torch", "optax", "deepspeed")
@@ -1093,14 +1405,29 @@ _PEER_SHORT = {"reference": "x reference", "textbook": "x textbook", "torch": "x
 
 
 def format_case(case, rows):
-    """The case's rows, then how many times faster fastloss c and numba are than each peer."""
+    """The case's rows, then how many times faster fastloss c and numba are than each peer.
+    Cold rows (median time) add the minimum and the interquartile range of their samples."""
     mb = case.nbytes / 1e6
-    lines = [f"\n{case.kernel} {case.label} · {case.pattern} · {mb:,.3g} MB per call "
-             f"({case.pattern.streams * 4} B per element)",
-             f"  {'impl':<31} {'time (us)':>11} {'GB/s':>7} {'of roofline':>11}  detail"]
-    for r in rows:
-        lines.append(f"  {r['label']:<31} {_f(r['us'], '11.2f', 'failed'):>11} {_f(r['GB/s'], '7.1f'):>7} "
-                     f"{_f(r['of_roofline'], '11.2f'):>11}  {r['detail']}")
+    cold = any(r.get("mode") == "cold" for r in rows)
+    if cold:
+        lines = [f"\n{case.kernel} {case.label} · COLD caches · {case.pattern} · {mb:,.3g} MB per call "
+                 f"({case.pattern.streams * 4} B per element)",
+                 f"  {'impl':<31} {'median (us)':>11} {'GB/s':>7} {'of roofline':>11} {'min (us)':>10} "
+                 f"{'IQR':>6} {'n':>4} {'redo':>5} {'dist':>4}  detail"]
+        for r in rows:
+            iqr = None if r["us"] is None else (r["q3_us"] - r["q1_us"]) / r["us"] * 100
+            lines.append(f"  {r['label']:<31} {_f(r['us'], '11.2f', 'failed'):>11} {_f(r['GB/s'], '7.1f'):>7} "
+                         f"{_f(r['of_roofline'], '11.2f'):>11} {_f(r['min_us'], '10.2f'):>10} "
+                         f"{_f(iqr, '5.0f'):>5}% {_f(r['samples'], '4d'):>4} {_f(r['redone'], '5d'):>5} "
+                         f"{_f(r['disturbed'], '4d'):>4}  "
+                         f"{r['detail']}")
+    else:
+        lines = [f"\n{case.kernel} {case.label} · {case.pattern} · {mb:,.3g} MB per call "
+                 f"({case.pattern.streams * 4} B per element)",
+                 f"  {'impl':<31} {'time (us)':>11} {'GB/s':>7} {'of roofline':>11}  detail"]
+        for r in rows:
+            lines.append(f"  {r['label']:<31} {_f(r['us'], '11.2f', 'failed'):>11} {_f(r['GB/s'], '7.1f'):>7} "
+                         f"{_f(r['of_roofline'], '11.2f'):>11}  {r['detail']}")
     by = {r["impl"]: r for r in rows}
     peers = [i for i in ("c-1tensor",) + PEER_IMPLS if i in by and by[i]["us"] is not None]
     mine = [i for i in ("c", "numba") if i in by and by[i]["us"] is not None]
@@ -1123,8 +1450,9 @@ def format_small(rows):
     by = {}
     for r in small:
         by.setdefault((r["kernel"], r["size"]), {})[r["impl"]] = r
+    cold = any(r.get("mode") == "cold" for r in small)
     lines = ["\nper call from Python at n=1e3 (cross-entropy 256x10), validation included "
-             "(issue 5: <= 2 us; issue 3: CE 256x10 <= 5 us)",
+             "(issue 5: <= 2 us; issue 3: CE 256x10 <= 5 us)" + ("; COLD caches, median" if cold else ""),
              f"  {'kernel':<34} {'c (us)':>8} {'numba (us)':>10} {'roofline':>9}  fastest peer"]
     for (k, size), d in by.items():
         peers = [(r["us"], r["label"]) for i, r in d.items()
@@ -1241,12 +1569,19 @@ def evaluate_targets(rows, startup=None):
     return res
 
 
-def format_targets(results):
+def format_targets(results, mode="warm"):
+    """The targets table; in cold mode its title and every target say so (the issues set
+    their targets on warm-cache timings: a cold result is a different measurement)."""
     if not results:
         return ""
+    if mode == "cold":
+        results = [(i, f"{t} [cold]", x, ok) for i, t, x, ok in results]
     w = max(len(t) for _, t, _, _ in results) + 2
     m = max(len(x) for _, _, x, _ in results) + 2
-    lines = ["\ntargets (default backend c unless named; f32; this run)",
+    title = ("targets (default backend c unless named; f32; this run)" if mode != "cold" else
+             "targets, measured with COLD caches (every call after an eviction; the median; default "
+             "backend c unless named; f32; this run)")
+    lines = ["\n" + title,
              f"  {'issue':<6} {'target':<{w}} {'measured':<{m}} result"]
     for issue, target, text, met in results:
         lines.append(f"  #{issue:<5} {target:<{w}} {text:<{m}} {'met' if met else 'MISSED'}")
@@ -1258,7 +1593,8 @@ def format_targets(results):
 # ---- files --------------------------------------------------------------------------------------
 
 FIELDS = ("kernel", "size", "elements", "impl", "label", "detail", "us", "bytes", "streams", "GB/s",
-          "roofline_us", "roofline_threads", "of_roofline", "vs_c", "vs_numba", "threads")
+          "roofline_us", "roofline_threads", "of_roofline", "vs_c", "vs_numba", "threads",
+          "mode", "stat", "samples", "redone", "disturbed", "min_us", "q1_us", "q3_us")
 
 
 def write_json(path, result):
