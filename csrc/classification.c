@@ -16,29 +16,45 @@ int64_t fl_first_bad_target(const int64_t *target, int64_t n, int64_t c, int64_t
 }
 
 #define T float
+#define TU uint32_t
 #define SFX(name) name##_f32
 #define VEXP fl_expf
 #define VEXPN fl_expf_neg
 #define VLOG fl_logf
 #define VLOG1P fl_log1pf
+#define VLOG01C fl_logf_01c
+#define VLOG1M01C fl_log1mf_01c
+#define VLOG1P01 fl_log1pf_01
 #include "classification_tmpl.h"
 #undef T
+#undef TU
 #undef SFX
 #undef VEXP
 #undef VEXPN
 #undef VLOG
 #undef VLOG1P
+#undef VLOG01C
+#undef VLOG1M01C
+#undef VLOG1P01
 
 #define T double
+#define TU uint64_t
 #define SFX(name) name##_f64
 #define VEXP fl_exp
 #define VEXPN fl_exp_neg
 #define VLOG fl_log
 #define VLOG1P fl_log1p
+#define VLOG01C fl_log_01c
+#define VLOG1M01C fl_log1m_01c
+#define VLOG1P01 fl_log1p_01
 #include "classification_tmpl.h"
 #undef T
+#undef TU
 #undef SFX
 #undef VEXP
 #undef VEXPN
 #undef VLOG
 #undef VLOG1P
+#undef VLOG01C
+#undef VLOG1M01C
+#undef VLOG1P01

@@ -149,25 +149,124 @@ FL_INLINE double SFX(ce_index_row)(const SFX(cectx) *cx, int64_t r, const int un
  * lanes past the last row (a partial block) hold 0 and are never stored or summed.  soft:
  * probability targets, transposed the same way (qt), instead of class indices. */
 #define FL_CE_BLOCK 64
-/* xt[j][k] = x[k c + j] for the block's nr rows (0 in the other lanes), and back.  Plain
- * scalar copies, the full-block case without the lane test (about half of a 10-class
- * block's time is these copies). */
-FL_INLINE void SFX(ce_transpose_in)(T *xt, const T *x, int64_t C, int64_t nr)
+/* The transposition, xt[j][k] = x[k c + j] for the block's rows (0 in the lanes past nr), and
+ * back.  float, c <= 16: FL_TR_L = 8 rows at a time by two-source permutes of 8-float vectors
+ * (GCC's vector extension __builtin_shuffle: vpermt2ps under AVX-512, two vpermps and a
+ * blend under AVX2), with c a compile-time constant (a switch over c: every index and mask
+ * is then a constant and the loops unroll; with c at run time the same permutes ran at half
+ * the speed).  The 8 rows of c classes are c vectors; xt's row j over them is element
+ * e = k c + j (k < 8), in vector e / 8: each pair of vectors is one table of 16 elements,
+ * permuted by e mod 16, and the pair e / 16 is picked per lane by a mask.  Back is the same
+ * with the roles swapped: output element e = k c + j comes from xt's row j, lane k, and
+ * pairs of xt rows are the tables.  About c/2 permutes (and as many blends) per row each
+ * way, where plain copies take c loads and c stores: 1024x7, per row, in 7.0 -> 3.0 cycles,
+ * out 7.0 -> 3.1; 10 classes 10.0 -> 6.1 and 9.9 -> 5.0 (bench/NOTES.md).  For c = 1, 2, 4,
+ * 8, 16 the copies with a constant c are better (GCC vectorizes them itself: c = 8, 2.0
+ * cycles a row each way, against 4.3 by permutes).  Partial groups of rows, c > 16 and
+ * double: plain copies. */
+#define FL_CE_BLOCK 64
+#define FL_TR_L 8
+typedef T SFX(trv) __attribute__((vector_size(FL_TR_L * sizeof(T))));
+typedef TU SFX(tri) __attribute__((vector_size(FL_TR_L * sizeof(T))));
+
+/* lane i: element idx[i] of table pair[i], the tables being v[2a], v[2a + 1] (v[n]: v[n - 1]) */
+#define FL_TR_PICK(out, v, n, idx, pair)                                                      \
+    do {                                                                                     \
+        out = __builtin_shuffle(v[0], v[(n) > 1 ? 1 : 0], idx);                              \
+        _Pragma("GCC unroll 16")                                                             \
+        for (int64_t a_ = 1; 2 * a_ < (n); a_++) {                                           \
+            const SFX(trv) p_ = __builtin_shuffle(v[2 * a_], v[2 * a_ + 1 < (n) ? 2 * a_ + 1 : 2 * a_], idx); \
+            const SFX(tri) m_ = (SFX(tri))((pair) == (TU)a_);                                \
+            out = (SFX(trv))(((SFX(tri))p_ & m_) | ((SFX(tri))out & ~m_));                   \
+        }                                                                                    \
+    } while (0)
+
+/* rows [0, nr) of the block, nr a multiple of FL_TR_L; C a constant after inlining */
+FL_INLINE void SFX(tr_in_perm)(T *xt, const T *x, const int64_t C, int64_t nr)
 {
-    if (nr == FL_CE_BLOCK) {
-        for (int k = 0; k < FL_CE_BLOCK; k++)
-            for (int64_t j = 0; j < C; j++) xt[j * FL_CE_BLOCK + k] = x[k * C + j];
-    } else {
-        for (int k = 0; k < FL_CE_BLOCK; k++)
-            for (int64_t j = 0; j < C; j++) xt[j * FL_CE_BLOCK + k] = k < nr ? x[k * C + j] : (T)0;
+    SFX(tri) lane;
+    for (int i = 0; i < FL_TR_L; i++) lane[i] = (TU)i;
+    for (int64_t k0 = 0; k0 < nr; k0 += FL_TR_L) {
+        SFX(trv) v[16];
+        for (int64_t s = 0; s < C; s++) memcpy(&v[s], x + k0 * C + s * FL_TR_L, sizeof v[0]);
+        _Pragma("GCC unroll 16")
+        for (int64_t j = 0; j < C; j++) {
+            const SFX(tri) e = lane * (TU)C + (TU)j;
+            SFX(trv) col;
+            FL_TR_PICK(col, v, C, e % (TU)(2 * FL_TR_L), e / (TU)(2 * FL_TR_L));
+            memcpy(xt + j * FL_CE_BLOCK + k0, &col, sizeof col);
+        }
     }
 }
 
-FL_INLINE void SFX(ce_transpose_out)(T *g, const T *xt, int64_t C, int64_t nr)
+FL_INLINE void SFX(tr_out_perm)(T *g, const T *xt, const int64_t C, int64_t nr)
 {
-    for (int64_t k = 0; k < nr; k++)
+    SFX(tri) lane;
+    for (int i = 0; i < FL_TR_L; i++) lane[i] = (TU)i;
+    for (int64_t k0 = 0; k0 < nr; k0 += FL_TR_L) {
+        SFX(trv) v[16];
+        for (int64_t j = 0; j < C; j++) memcpy(&v[j], xt + j * FL_CE_BLOCK + k0, sizeof v[0]);
+        _Pragma("GCC unroll 16")
+        for (int64_t s = 0; s < C; s++) {
+            const SFX(tri) e = lane + (TU)(s * FL_TR_L), k = e / (TU)C, j = e % (TU)C;
+            SFX(trv) out;
+            FL_TR_PICK(out, v, C, (j & 1) * (TU)FL_TR_L + k, j >> 1);
+            memcpy(g + k0 * C + s * FL_TR_L, &out, sizeof out);
+        }
+    }
+}
+
+FL_INLINE void SFX(tr_in_copy)(T *xt, const T *x, const int64_t C, int64_t k0, int64_t nr)
+{
+    for (int64_t k = k0; k < nr; k++)
+        for (int64_t j = 0; j < C; j++) xt[j * FL_CE_BLOCK + k] = x[k * C + j];
+}
+
+FL_INLINE void SFX(tr_out_copy)(T *g, const T *xt, const int64_t C, int64_t k0, int64_t nr)
+{
+    for (int64_t k = k0; k < nr; k++)
         for (int64_t j = 0; j < C; j++) g[k * C + j] = xt[j * FL_CE_BLOCK + k];
 }
+
+/* the switch over c: copies for 1, 2, 4, 8, 16, permutes for the rest */
+#define FL_TR_CASES(DIR, A, B)                                                               \
+    case 1: SFX(tr_##DIR##_copy)(A, B, 1, 0, full); break;                                   \
+    case 2: SFX(tr_##DIR##_copy)(A, B, 2, 0, full); break;                                   \
+    case 3: SFX(tr_##DIR##_perm)(A, B, 3, full); break;                                      \
+    case 4: SFX(tr_##DIR##_copy)(A, B, 4, 0, full); break;                                   \
+    case 5: SFX(tr_##DIR##_perm)(A, B, 5, full); break;                                      \
+    case 6: SFX(tr_##DIR##_perm)(A, B, 6, full); break;                                      \
+    case 7: SFX(tr_##DIR##_perm)(A, B, 7, full); break;                                      \
+    case 8: SFX(tr_##DIR##_copy)(A, B, 8, 0, full); break;                                   \
+    case 9: SFX(tr_##DIR##_perm)(A, B, 9, full); break;                                      \
+    case 10: SFX(tr_##DIR##_perm)(A, B, 10, full); break;                                    \
+    case 11: SFX(tr_##DIR##_perm)(A, B, 11, full); break;                                    \
+    case 12: SFX(tr_##DIR##_perm)(A, B, 12, full); break;                                    \
+    case 13: SFX(tr_##DIR##_perm)(A, B, 13, full); break;                                    \
+    case 14: SFX(tr_##DIR##_perm)(A, B, 14, full); break;                                    \
+    case 15: SFX(tr_##DIR##_perm)(A, B, 15, full); break;                                    \
+    case 16: SFX(tr_##DIR##_copy)(A, B, 16, 0, full); break;                                 \
+    default: full = 0;
+
+/* xt[j][k] = x[k c + j], k < nr; 0 for nr <= k < FL_CE_BLOCK */
+FL_CLONES __attribute__((noinline)) static void SFX(ce_transpose_in)(T *xt, const T *x, int64_t C, int64_t nr)
+{
+    int64_t full = sizeof(T) == 4 ? nr / FL_TR_L * FL_TR_L : 0;
+    if (full) switch (C) { FL_TR_CASES(in, xt, x) }
+    SFX(tr_in_copy)(xt, x, C, full, nr);
+    for (int64_t j = 0; j < C; j++)
+        for (int64_t k = nr; k < FL_CE_BLOCK; k++) xt[j * FL_CE_BLOCK + k] = 0;
+}
+
+/* g[k c + j] = xt[j][k], k < nr */
+FL_CLONES __attribute__((noinline)) static void SFX(ce_transpose_out)(T *g, const T *xt, int64_t C, int64_t nr)
+{
+    int64_t full = sizeof(T) == 4 ? nr / FL_TR_L * FL_TR_L : 0;
+    if (full) switch (C) { FL_TR_CASES(out, g, xt) }
+    SFX(tr_out_copy)(g, xt, C, full, nr);
+}
+#undef FL_TR_CASES
+
 FL_INLINE double SFX(ce_small_block)(const SFX(cectx) *cx, int64_t r0, int64_t nr, const int soft,
                                      const int smooth, const int weighted, const int wg)
 {
@@ -179,19 +278,21 @@ FL_INLINE double SFX(ce_small_block)(const SFX(cectx) *cx, int64_t r0, int64_t n
     T qa[K], qb[K]; /* probability targets: sum_j q'_j w_j and sum_j q'_j w_j (x_j - m) */
     int64_t y[K];
     const T ome = (T)1 - cx->eps, epsc = cx->eps / (T)C, gs = cx->gscale;
+    /* per row: the target, x_y, w_y (scalar loads, before the transposition) */
     for (int k = 0; k < K; k++) {
         const int64_t t = soft ? 0 : k < nr ? cx->target[r0 + k] : cx->ignore_index;
         live[k] = soft ? k < nr : t != cx->ignore_index;
         y[k] = live[k] ? t : 0;
         wy[k] = weighted ? w[y[k]] : (T)1;
-        qa[k] = 0;
-        qb[k] = 0;
+        dy[k] = k < nr && !soft ? x[k * C + y[k]] : (T)0;
     }
     if (soft) { /* q'_j = (1 - eps) q_j + eps / C, transposed like the logits */
-        const T *q = cx->prob + r0 * C;
-        for (int k = 0; k < K; k++)
-            for (int64_t j = 0; j < C; j++)
-                qt[j][k] = k < nr ? (smooth ? ome * q[k * C + j] + epsc : q[k * C + j]) : (T)0;
+        SFX(ce_transpose_in)(&qt[0][0], cx->prob + r0 * C, C, nr);
+        if (smooth)
+            for (int64_t j = 0; j < C; j++) {
+#pragma omp simd
+                for (int k = 0; k < K; k++) qt[j][k] = k < nr ? ome * qt[j][k] + epsc : (T)0;
+            }
     }
     SFX(ce_transpose_in)(&xt[0][0], x, C, nr);
 #pragma omp simd
@@ -199,7 +300,8 @@ FL_INLINE double SFX(ce_small_block)(const SFX(cectx) *cx, int64_t r0, int64_t n
         m[k] = xt[0][k];
         S[k] = 0;
         sd[k] = 0;
-        dy[k] = k < nr && !soft ? x[k * C + y[k]] : (T)0;
+        qa[k] = 0;
+        qb[k] = 0;
     }
     for (int64_t j = 1; j < C; j++) {
 #pragma omp simd
@@ -403,79 +505,141 @@ typedef struct {
 /* binary cross-entropy on probabilities (torch.nn.functional.binary_cross_entropy):
  *   l = -(t log x + (1 - t) log(1 - x)), each log clamped to >= -100 (so x = 0 or 1 gives a
  *   finite loss, as torch); dl/dx = (x - t) / max(x (1 - x), 1e-12) (torch's backward; its
- *   1e-12 is a float constant even in double, so is ours: 1e-12f). */
-FL_INLINE SFX(clg) SFX(bce_elem)(T x, T t, T a, const SFX(bk) *k)
+ *   1e-12 is a float constant even in double, so is ours: 1e-12f).
+ * x is a probability (the API rejects anything outside [0, 1]), so the logs are vmath's
+ * VLOG01C / VLOG1M01C, with the clamp inside and no special-case selects but one (NaN for x
+ * outside [0, 1], where torch's log or log1p gives NaN): ~0.7 of fl_logf + fl_log1pf. */
+FL_INLINE SFX(clg) SFX(bce_elem)(T x, T t, T a, const int wa, const SFX(bk) *k)
 {
-    (void)a; (void)k;
-    T lx = VLOG(x), l1x = VLOG1P(-x);
-    lx = lx < (T)-100 ? (T)-100 : lx; /* NaN stays NaN, as std::max(log, -100) */
-    l1x = l1x < (T)-100 ? (T)-100 : l1x;
+    (void)a; (void)wa; (void)k;
+    T lx = VLOG01C(x), l1x = VLOG1M01C(x);
     T den = x * ((T)1 - x);
     den = den < (T)1e-12f ? (T)1e-12f : den;
     return (SFX(clg)){(t - (T)1) * l1x - t * lx, (x - t) / den};
 }
 
 /* BCE with logits (torch.nn.functional.binary_cross_entropy_with_logits), stable for any
- * finite x: with lw = 1 + (pw - 1) t,
+ * finite x: with lw = 1 + (pw - 1) t (lw = 1 without pos_weight: wa = 0),
  *   l = (1 - t) x + lw (log1p(exp(-|x|)) + max(-x, 0))      (never exp of a positive number)
- *   dl/dx = (pw t + 1 - t) sigmoid(x) - pw t,  sigmoid(x) = exp(min(x,0)) / (1 + exp(-|x|)). */
-FL_INLINE SFX(clg) SFX(bce_logits_elem)(T x, T t, T pw, const SFX(bk) *k)
+ *   dl/dx = (pw t + 1 - t) sigmoid(x) - pw t (sigmoid(x) - t without pos_weight, torch's
+ *   two forms), sigmoid(x) = exp(min(x,0)) / (1 + exp(-|x|)).
+ * e = exp(-|x|) is VEXPN's, the exp of x <= 0, which flushes results below e^-86.5 (e^-707.5)
+ * to 0: for |x| > 86.5 log1p(e) and the sigmoid of -|x| are then 0 instead of < 3e-38 (torch's
+ * own log(1 + e) is 0 there too), and no subnormal enters the arithmetic.  e is in [0, 1], so
+ * log1p(e) is VLOG1P01's (no special cases).  NaN x: e = NaN, and so are l and dl/dx; x = -inf
+ * gives l = NaN, dl/dx = -t; x = +inf gives (1 - t) inf and 1 - t, as torch. */
+FL_INLINE SFX(clg) SFX(bce_logits_elem)(T x, T t, T pw, const int wa, const SFX(bk) *k)
 {
     (void)k;
-    T ax = x < 0 ? -x : x;
-    T e = VEXP(-ax);
-    T sp = VLOG1P(e) + (x < 0 ? -x : (T)0);
+    const int neg = x < 0;
+    T e = VEXPN(neg ? x : -x);
+    T sp = VLOG1P01(e) + (neg ? -x : (T)0);
+    T sig = (neg ? e : (T)1) / ((T)1 + e);
+    if (!wa) return (SFX(clg)){((T)1 - t) * x + sp, sig - t};
     T lw = (T)1 + (pw - (T)1) * t;
-    T sig = (x < 0 ? e : (T)1) / ((T)1 + e);
     T pt = pw * t;
     return (SFX(clg)){((T)1 - t) * x + lw * sp, (pt + (T)1 - t) * sig - pt};
 }
 
 /* hinge: l = relu(margin - t s), dl/ds = -t where margin - t s > 0, else 0 (0 at the kink,
  * as torch's relu backward).  relu as torch computes it: NaN stays NaN. */
-FL_INLINE SFX(clg) SFX(hinge_elem)(T s, T t, T a, const SFX(bk) *k)
+FL_INLINE SFX(clg) SFX(hinge_elem)(T s, T t, T a, const int wa, const SFX(bk) *k)
 {
-    (void)a;
+    (void)a; (void)wa;
     T z = k->c0 - t * s;
     return (SFX(clg)){z < 0 ? (T)0 : z, z > 0 ? -t : (T)0};
 }
 
 /* squared hinge: l = max(0, margin - t s)^2, dl/ds = -2 t max(0, margin - t s) */
-FL_INLINE SFX(clg) SFX(squared_hinge_elem)(T s, T t, T a, const SFX(bk) *k)
+FL_INLINE SFX(clg) SFX(squared_hinge_elem)(T s, T t, T a, const int wa, const SFX(bk) *k)
 {
-    (void)a;
+    (void)a; (void)wa;
     T z = k->c0 - t * s;
     T h = z < 0 ? (T)0 : z;
     return (SFX(clg)){h * h, (T)-2 * t * h};
 }
 
-#define FL_BIN_RANGE(NAME, WG, WL, WW, WA)                                                   \
+/* The loop over [lo, hi), in runs that do not cross a multiple of period (aux is then a
+ * plain slice), 64 elements at a time.  The loss sum as regression_tmpl.h's: 16 lanes, each
+ * adding its 4 elements of a 64-element block in T and then into its own double, the lanes
+ * added in a fixed tree at the end (one float->double conversion per 4 elements, not per
+ * element: with a conversion and a double add per element BCE's loop spent ~10% of its time
+ * there).  A run's last < 64 elements go through local arrays padded with harmless values
+ * (x = t = 1/2, pos_weight 1, weight 0) to a multiple of 16, through the same vector body,
+ * their sum lanes masked: a scalar remainder of up to 63 elements of two logs each cost
+ * ~40% of a 1000-element call.  No vector epilogues, and the per-element losses (reduction
+ * none) go through lsum and a copy instead of a variant of their own.  Each element is read before its outputs
+ * are written, so an output may be an input. */
+#define FL_BIN_ONE(NAME, WG, WW, WA, X, TT, A, W, G, e, out)                                \
     do {                                                                                     \
+        SFX(clg) r_ = SFX(NAME##_elem)(X[e], TT[e], WA ? A[e] : (T)1, WA, &k);               \
+        const T w_ = WW ? W[e] : (T)1;                                                       \
+        out = WW ? r_.l * w_ : r_.l;                                                         \
+        if (WG) G[e] = (WW ? r_.g * w_ : r_.g) * gs;                                         \
+    } while (0)
+#define FL_BIN_RANGE(NAME, WG, WW, WA)                                                       \
+    do {                                                                                     \
+        double acc[16] = {0};                                                                \
+        T lsum[64], xb[64], tb[64], ab[64], wb[64], gb[64];                                  \
         int64_t i = lo;                                                                      \
         while (i < hi) {                                                                     \
             const int64_t j0 = WA ? i % period : 0;                                          \
-            const int64_t len = WA ? (period - j0 < hi - i ? period - j0 : hi - i) : hi - i; \
+            const int64_t end = WA ? (period - j0 < hi - i ? i + period - j0 : hi) : hi;     \
             const T *ap = WA ? aux + j0 - i : NULL;                                          \
-            _Pragma("omp simd reduction(+:s)")                                               \
-            for (int64_t q = i; q < i + len; q++) {                                          \
-                SFX(clg) r = SFX(NAME##_elem)(x[q], t[q], WA ? ap[q] : (T)1, &k);            \
-                T wq = WW ? weight[q] : (T)1;                                                \
-                T l = WW ? r.l * wq : r.l;                                                   \
-                if (WL) loss[q] = l;                                                         \
-                if (WG) grad[q] = (WW ? r.g * wq : r.g) * gs;                                \
-                s += (double)l;                                                              \
+            int64_t q = i;                                                                   \
+            for (; q + 64 <= end; q += 64) {                                                 \
+                const T *X = x + q, *TT = t + q, *A = WA ? ap + q : NULL, *W = WW ? weight + q : NULL; \
+                T *G = WG ? grad + q : NULL;                                                 \
+                _Pragma("omp simd")                                                          \
+                for (int l = 0; l < 16; l++) {                                               \
+                    T a0, a1, a2, a3;                                                        \
+                    FL_BIN_ONE(NAME, WG, WW, WA, X, TT, A, W, G, l, a0);                     \
+                    FL_BIN_ONE(NAME, WG, WW, WA, X, TT, A, W, G, l + 16, a1);                \
+                    FL_BIN_ONE(NAME, WG, WW, WA, X, TT, A, W, G, l + 32, a2);                \
+                    FL_BIN_ONE(NAME, WG, WW, WA, X, TT, A, W, G, l + 48, a3);                \
+                    lsum[l] = a0; lsum[l + 16] = a1; lsum[l + 32] = a2; lsum[l + 48] = a3;   \
+                    acc[l] += (double)((a0 + a1) + (a2 + a3));                               \
+                }                                                                            \
+                if (loss) memcpy(loss + q, lsum, sizeof lsum);                               \
             }                                                                                \
-            i += len;                                                                        \
+            if (q < end) { /* the last < 64 elements, through the padded local arrays */    \
+                const int nv = (int)(end - q), nb = (nv + 15) & ~15;                         \
+                for (int m = 0; m < nb; m++) {                                               \
+                    xb[m] = m < nv ? x[q + m] : (T)0.5;                                      \
+                    tb[m] = m < nv ? t[q + m] : (T)0.5;                                      \
+                    if (WA) ab[m] = m < nv ? ap[q + m] : (T)1;                               \
+                    if (WW) wb[m] = m < nv ? weight[q + m] : (T)0;                           \
+                }                                                                            \
+                for (int b = 0; b < nb; b += 16) {                                           \
+                    _Pragma("omp simd")                                                      \
+                    for (int l = 0; l < 16; l++) {                                           \
+                        T a0;                                                                \
+                        FL_BIN_ONE(NAME, WG, WW, WA, xb, tb, ab, wb, gb, b + l, a0);         \
+                        lsum[b + l] = a0;                                                    \
+                        acc[l] += (double)(b + l < nv ? a0 : (T)0);                          \
+                    }                                                                        \
+                }                                                                            \
+                if (WG) memcpy(grad + q, gb, (size_t)nv * sizeof(T));                       \
+                if (loss) memcpy(loss + q, lsum, (size_t)nv * sizeof(T));                    \
+            }                                                                                \
+            i = end;                                                                         \
+        }                                                                                    \
+        for (int w = 8; w >= 1; w /= 2)                                                      \
+            for (int l = 0; l < w; l++) acc[l] += acc[l + w];                                \
+        s = acc[0];                                                                          \
+    } while (0)
+
+/* pos_weight (aux) exists for BCE with logits only: the other losses get no aux variant */
+#define FL_BIN_W(NAME, WG, HASAUX)                                                           \
+    do {                                                                                     \
+        if (HASAUX && aux) {                                                                 \
+            if (weight) FL_BIN_RANGE(NAME, WG, 1, HASAUX); else FL_BIN_RANGE(NAME, WG, 0, HASAUX); \
+        } else {                                                                             \
+            if (weight) FL_BIN_RANGE(NAME, WG, 1, 0); else FL_BIN_RANGE(NAME, WG, 0, 0);     \
         }                                                                                    \
     } while (0)
 
-#define FL_BIN_W(NAME, WG, WL)                                                               \
-    do {                                                                                     \
-        if (weight) { if (aux) FL_BIN_RANGE(NAME, WG, WL, 1, 1); else FL_BIN_RANGE(NAME, WG, WL, 1, 0); } \
-        else        { if (aux) FL_BIN_RANGE(NAME, WG, WL, 0, 1); else FL_BIN_RANGE(NAME, WG, WL, 0, 0); } \
-    } while (0)
-
-#define FL_BIN_LOSS(NAME)                                                                    \
+#define FL_BIN_LOSS(NAME, HASAUX)                                                            \
     FL_CLONES static double SFX(NAME##_chunk)(const void *ctx, int64_t lo, int64_t hi)       \
     {                                                                                        \
         const SFX(binctx) *c = (const SFX(binctx) *)ctx;                                     \
@@ -485,17 +649,16 @@ FL_INLINE SFX(clg) SFX(squared_hinge_elem)(T s, T t, T a, const SFX(bk) *k)
         const T gs = c->gscale;                                                              \
         const SFX(bk) k = c->k;                                                              \
         double s = 0.0;                                                                      \
-        if (grad && loss) FL_BIN_W(NAME, 1, 1);                                              \
-        else if (grad) FL_BIN_W(NAME, 1, 0);                                                 \
-        else if (loss) FL_BIN_W(NAME, 0, 1);                                                 \
-        else FL_BIN_W(NAME, 0, 0);                                                           \
+        if (grad) FL_BIN_W(NAME, 1, HASAUX);                                                 \
+        else FL_BIN_W(NAME, 0, HASAUX);                                                      \
         return s;                                                                            \
     }
 
-FL_BIN_LOSS(bce)
-FL_BIN_LOSS(bce_logits)
-FL_BIN_LOSS(hinge)
-FL_BIN_LOSS(squared_hinge)
+FL_BIN_LOSS(bce, 0)
+FL_BIN_LOSS(bce_logits, 1)
+FL_BIN_LOSS(hinge, 0)
+FL_BIN_LOSS(squared_hinge, 0)
+#undef FL_BIN_ONE
 #undef FL_BIN_RANGE
 #undef FL_BIN_W
 #undef FL_BIN_LOSS
@@ -575,48 +738,62 @@ FL_INLINE double SFX(mm_row)(const SFX(mmctx) *m, int64_t i, const int p2)
 
 /* Few classes (c <= 32): FL_CE_BLOCK rows at a time, transposed as in ce_small_block (every
  * step a vector over the rows; a row-at-a-time loop over 7 classes runs in its scalar
- * remainder).  All of the block's logits are read before its gradient is written. */
-FL_INLINE double SFX(mm_block)(const SFX(mmctx) *m, int64_t r0, int64_t nr, const int p2)
+ * remainder).  The row's target is a lane of yf (as T: exact, < 32; -1 past the block's
+ * rows, which matches no class), and x_y and w_y / c are picked by selects over the classes
+ * (fv[j] = w_j / c, one division per class per chunk, not one per row), not by a load per
+ * row.  All of the block's logits are read before its gradient is written. */
+FL_INLINE double SFX(mm_block)(const SFX(mmctx) *m, const T *fv, int64_t r0, int64_t nr, const int p2)
 {
     enum { K = FL_CE_BLOCK };
     const int64_t C = m->c;
     const T *x = m->x + r0 * C;
-    T xt[32][K], xy[K], f[K], gf[K], s[K], gsum[K], l[K];
-    int64_t y[K];
+    const T mg = m->margin, gs = m->gscale;
+    T xt[32][K], l[K], yf[K], xy[K], f[K], gf[K], s[K], gsum[K];
+    /* the target, x_y and w_y / c: scalar loads (GCC emits no gathers here), before the
+     * transposition, so that these scalar stores have reached the cache when the vector
+     * loops below read them (right after, each vector load waited for 16 of them) */
     for (int k = 0; k < K; k++) {
-        y[k] = k < nr ? m->target[r0 + k] : 0;
-        f[k] = k < nr ? (m->weight ? m->weight[y[k]] : (T)1) / (T)C : (T)0;
-        gf[k] = f[k] * m->gscale;
-        xy[k] = k < nr ? x[k * C + y[k]] : (T)0;
-        s[k] = 0;
-        gsum[k] = 0;
+        const int64_t y = k < nr ? m->target[r0 + k] : 0;
+        yf[k] = k < nr ? (T)y : (T)-1;
+        xy[k] = k < nr ? x[k * C + y] : (T)0;
+        f[k] = k < nr ? fv[y] : (T)0;
     }
     SFX(ce_transpose_in)(&xt[0][0], x, C, nr);
+#pragma omp simd
+    for (int k = 0; k < K; k++) {
+        xy[k] = mg - xy[k]; /* z_j = (margin - x_y) + x_j */
+        gf[k] = (p2 ? (T)2 : (T)1) * (f[k] * gs);
+        s[k] = gsum[k] = 0;
+    }
     for (int64_t j = 0; j < C; j++) {
+        const T tj = (T)j;
 #pragma omp simd
         for (int k = 0; k < K; k++) {
-            const T z = m->margin - xy[k] + xt[j][k];
-            const int on = z > 0 && j != y[k];
+            const T z = xy[k] + xt[j][k];
+            const int on = z > 0 && yf[k] != tj;
             const T h = on ? z : (T)0;
             s[k] += p2 ? h * h : h;
-            const T gj = on ? (p2 ? (T)2 * h : (T)1) * gf[k] : (T)0;
+            const T gj = on ? (p2 ? h * gf[k] : gf[k]) : (T)0;
             gsum[k] += gj;
             xt[j][k] = gj;
         }
     }
+    if (m->grad) /* dl/dx_y = -sum_{j != y} dl/dx_j, into the target's lane (which holds 0) */
+        for (int64_t j = 0; j < C; j++) {
+            const T tj = (T)j;
+#pragma omp simd
+            for (int k = 0; k < K; k++) xt[j][k] += yf[k] == tj ? -gsum[k] : (T)0;
+        }
+#pragma omp simd
+    for (int k = 0; k < K; k++) l[k] = s[k] * f[k];
     double total = 0.0; /* f = 0 in the lanes past the block's rows */
 #pragma omp simd reduction(+:total)
-    for (int k = 0; k < K; k++) {
-        l[k] = s[k] * f[k];
-        total += (double)l[k];
-    }
-    if (m->loss)
+    for (int k = 0; k < K; k++) total += (double)l[k];
+    if (m->loss) {
+#pragma omp simd
         for (int k = 0; k < nr; k++) m->loss[r0 + k] = l[k];
-    if (m->grad) {
-        T *g = m->grad + r0 * C;
-        for (int k = 0; k < nr; k++) xt[y[k]][k] = -gsum[k];
-        SFX(ce_transpose_out)(g, &xt[0][0], C, nr);
     }
+    if (m->grad) SFX(ce_transpose_out)(m->grad + r0 * C, &xt[0][0], C, nr);
     return total;
 }
 
@@ -625,9 +802,11 @@ FL_CLONES static double SFX(mm_chunk)(const void *ctx, int64_t lo, int64_t hi)
     const SFX(mmctx) *m = (const SFX(mmctx) *)ctx;
     double s = 0.0;
     if (m->c <= 32) {
+        T fv[32];
+        for (int64_t j = 0; j < m->c; j++) fv[j] = (m->weight ? m->weight[j] : (T)1) / (T)m->c;
         for (int64_t r = lo; r < hi; r += FL_CE_BLOCK) {
             const int64_t nr = hi - r < FL_CE_BLOCK ? hi - r : FL_CE_BLOCK;
-            s += m->p == 2 ? SFX(mm_block)(m, r, nr, 1) : SFX(mm_block)(m, r, nr, 0);
+            s += m->p == 2 ? SFX(mm_block)(m, fv, r, nr, 1) : SFX(mm_block)(m, fv, r, nr, 0);
         }
     } else if (m->p == 2) {
         for (int64_t i = lo; i < hi; i++) s += SFX(mm_row)(m, i, 1);

@@ -104,10 +104,10 @@ FL_VM_INLINE double fl__f64_bits(uint64_t u) { double x; memcpy(&x, &u, sizeof x
 #define FL__EXP_LN2LO_D 5.497923018708371e-14
 #define FL__INVLN2_F 1.442695f
 #define FL__INVLN2_D 1.4426950408889634
-/* e * ln2 for log: e * LN2HI = (e * LN2HI_INT) * 2^-15 (2^-21), an exact integer product */
-#define FL__LOG_LN2HI_INT_F 22713
+/* e * ln2 for log: e * LN2HI exact (LN2HI = 22713 * 2^-15 (1453634 * 2^-21), |e| <= 150 (1075)) */
+#define FL__LOG_LN2HI_F 0x1.62e4p-1f           /* 22713 * 2^-15 */
 #define FL__LOG_LN2LO_F 1.4286068e-06f         /* ln2 - 22713 * 2^-15 */
-#define FL__LOG_LN2HI_INT_D 1453634
+#define FL__LOG_LN2HI_D 0x1.62e42p-1           /* 1453634 * 2^-21 */
 #define FL__LOG_LN2LO_D 4.7493250390316726e-07 /* ln2 - 1453634 * 2^-21 */
 
 /* ---------------------------------------------------------------- exp */
@@ -247,9 +247,8 @@ FL_VM_INLINE double fl__split_f64(double u, int32_t *e)
     return fl__f64_bits((d & 0x000fffffffffffffull) + 0x3fe8000000000000ull);
 }
 
-/* e ln2 + log1p(f), f in [-0.25, 0.5].  e LN2HI comes from an integer product, so that a
- * reassociating compiler cannot merge e LN2HI + e LN2LO into e ln2. */
-FL_VM_INLINE float fl__logf_kernel(float f, int32_t e)
+/* log1p(f) - f = -f^2/2 + f^3 P(f), f in [-0.25, 0.5] */
+FL_VM_INLINE float fl__logf_poly(float f)
 {
     float p = -0.04507246f;
     p = p * f + 0.10463012f;
@@ -259,12 +258,25 @@ FL_VM_INLINE float fl__logf_kernel(float f, int32_t e)
     p = p * f + 0.19990857f;
     p = p * f + -0.25000095f;
     p = p * f + 0.3333345f;
-    float q = (f * f) * (f * p - 0.5f);       /* log1p(f) - f */
-    float ehi = (float)(e * FL__LOG_LN2HI_INT_F) * 0x1p-15f;
-    return ehi + (f + ((float)e * FL__LOG_LN2LO_F + q));
+    return (f * f) * (f * p - 0.5f);
 }
 
-FL_VM_INLINE double fl__log_kernel(double f, int32_t e)
+/* e ln2 + log1p(f), f in [-0.25, 0.5].  e LN2HI = e * (22713 * 2^-15) is exact in float
+ * (|e| <= 150: at most 8 + 15 significant bits), so it is a float product here; vmath.py
+ * computes it as an integer product instead, the same value, because a reassociating
+ * compiler (Numba's 'reassoc') may merge e LN2HI + e LN2LO into e ln2 (GCC without
+ * -ffast-math never does).  The integer product cost a vpmulld and a conversion per log. */
+FL_VM_INLINE float fl__logf_kernel(float f, int32_t e)
+{
+    float q = fl__logf_poly(f);               /* log1p(f) - f */
+    float ef = (float)e;
+    return ef * FL__LOG_LN2HI_F + (f + (ef * FL__LOG_LN2LO_F + q));
+}
+
+/* log1p(f) = f - (f^2/2 - s (f^2/2 + R)), f in [-0.25, 0.5] (see above); returns the
+ * parenthesis, hfsq - s (hfsq + R), split as *a - *b so that the caller adds its e LN2LO
+ * term to *b first, as fl__log_kernel does */
+FL_VM_INLINE void fl__log_poly(double f, double *hfsq_out, double *sr_out)
 {
     double s = f / (2.0 + f), z = s * s;
     double R = 0.13838791653746532;
@@ -277,8 +289,15 @@ FL_VM_INLINE double fl__log_kernel(double f, int32_t e)
     R = R * z + 0.666666666666666;
     R = R * z;
     double hfsq = 0.5 * f * f;
-    double ehi = (double)(e * FL__LOG_LN2HI_INT_D) * 0x1p-21;
-    return ehi - ((hfsq - (s * (hfsq + R) + (double)e * FL__LOG_LN2LO_D)) - f);
+    *hfsq_out = hfsq;
+    *sr_out = s * (hfsq + R);
+}
+
+FL_VM_INLINE double fl__log_kernel(double f, int32_t e)
+{
+    double hfsq, sr, ed = (double)e;
+    fl__log_poly(f, &hfsq, &sr);
+    return ed * FL__LOG_LN2HI_D - ((hfsq - (sr + ed * FL__LOG_LN2LO_D)) - f);
 }
 
 FL_VM_INLINE float fl_logf(float x)
@@ -327,6 +346,102 @@ FL_VM_INLINE double fl_log1p(double x)
     y = x > -1.0 ? y : (x == -1.0 ? -FL__INF : FL__NAN);
     y = x == 0.0 ? x : y;
     return x < FL__INF ? y : x + x;
+}
+
+/* ---------------------------------------------------------------- logs of a probability
+ * For binary cross-entropy, whose x is a probability (the API checks 0 <= x <= 1), with
+ * less work than fl_logf / fl_log1pf because the domain is known:
+ *
+ *   fl_logf_01c(x)   = max(log x, -100)        0 <= x <= 1 (valid up to 2^104), NaN for x < 0 or NaN
+ *   fl_log1mf_01c(x) = max(log1p(-x), -100)    -2^24 <= x <= 1, NaN for x > 1 or NaN
+ *   fl_log1pf_01(x)  = log1p(x)                0 <= x <= 1, NaN for NaN
+ *   (double: fl_log_01c, fl_log1m_01c, fl_log1p_01; 2^104 -> 2^971, 2^24 -> 2^53)
+ *
+ * _01c: the argument is split after a multiplication by 2^23 (2^52), exact for every x in
+ * the domain and normal for every nonzero one, subnormals included, so no subnormal branch;
+ * the split's bias is 0.75 * 2^23 (2^52), which takes the 23 (52) off e.  +0 comes out of
+ * the split as e = -150 (-1075), m = 1: the result is -150 ln2 = -103.97 (-745.1), below
+ * the clamp, so log(0) = -inf needs no select either (nor does log1p(-1)).  -0 is made +0
+ * by adding +0 to the product.  What is left is the clamp and one select for the domain.
+ * log1p(-x): the split is that of 1 - x, and f is recomputed from x exactly as in
+ * fl_log1pf (so the rounding of 1 - x is not inherited); e <= 24 (53) always here.
+ *
+ * _01: for x in [0, 1], 1 + x = 2^e m with e = 1 exactly when x >= 0.5 (m = (1 + x)/2, and
+ * f = m - 1 = x/2 - 1/2, exact), else e = 0 and f = x.  e ln2 is a select of the constants.
+ * (fl_log1pf splits the rounded 1 + x instead: 1 + x rounds up to 1.5 for a few x just below
+ * 0.5, where these two may differ in the last bit; both are within the kernel's range.)
+ *
+ * Same polynomial as fl_logf, same error bounds in their domains (checked over every float32
+ * input in [0, 1], bench/NOTES_vmath.md). */
+FL_VM_INLINE float fl_logf_01c(float x)
+{
+    float u = x * 0x1p23f + 0.0f;             /* + 0: -0 -> +0 */
+    uint32_t d = fl__bits_f32(u) - 0x4ac00000u;                 /* bits of 0.75 * 2^23 */
+    int32_t e = (int32_t)d >> 23;
+    float m = fl__f32_bits((d & 0x007fffffu) + 0x3f400000u);
+    float y = fl__logf_kernel(m - 1.0f, e);
+    y = y < -100.0f ? -100.0f : y;
+    return x >= 0.0f ? y : FL__NANF;
+}
+
+FL_VM_INLINE float fl_log1mf_01c(float x)
+{
+    float u = (1.0f - x) * 0x1p23f;
+    uint32_t d = fl__bits_f32(u) - 0x4ac00000u;
+    int32_t e = (int32_t)d >> 23;             /* e(1 - x); -150 for x = 1 */
+    int32_t ec = e > -126 ? e : -126;         /* x = 1: s = 2^126, f = 0 */
+    float s = fl__f32_bits((uint32_t)(127 - ec) << 23);         /* 2^-e */
+    float f = -x * s + (s - 1.0f);
+    float y = fl__logf_kernel(f, e);
+    y = y < -100.0f ? -100.0f : y;
+    return x <= 1.0f ? y : FL__NANF;
+}
+
+FL_VM_INLINE float fl_log1pf_01(float x)
+{
+    /* s = 2^-e and e as arithmetic on one compare: testing it twice (f, then e ln2) made GCC
+     * thread the second test through the polynomial and compute it twice */
+    uint32_t hi = x >= 0.5f;                  /* NaN: f = NaN */
+    float s = fl__f32_bits(0x3f800000u - (hi << 23));           /* 1 or 1/2 */
+    float f = x * s + (s - 1.0f);
+    float q = fl__logf_poly(f);
+    float ef = 2.0f - 2.0f * s;               /* e: 0 or 1 */
+    return ef * FL__LOG_LN2HI_F + (f + (ef * FL__LOG_LN2LO_F + q));
+}
+
+FL_VM_INLINE double fl_log_01c(double x)
+{
+    double u = x * 0x1p52 + 0.0;
+    uint64_t d = fl__bits_f64(u) - 0x4328000000000000ull;       /* bits of 0.75 * 2^52 */
+    int32_t e = (int32_t)(d >> 32) >> 20;
+    double m = fl__f64_bits((d & 0x000fffffffffffffull) + 0x3fe8000000000000ull);
+    double y = fl__log_kernel(m - 1.0, e);
+    y = y < -100.0 ? -100.0 : y;
+    return x >= 0.0 ? y : FL__NAN;
+}
+
+FL_VM_INLINE double fl_log1m_01c(double x)
+{
+    double u = (1.0 - x) * 0x1p52;
+    uint64_t d = fl__bits_f64(u) - 0x4328000000000000ull;
+    int32_t e = (int32_t)(d >> 32) >> 20;     /* e(1 - x); -1075 for x = 1 */
+    int32_t ec = e > -1022 ? e : -1022;
+    double s = fl__f64_bits((uint64_t)(1023 - ec) << 52);
+    double f = -x * s + (s - 1.0);
+    double y = fl__log_kernel(f, e);
+    y = y < -100.0 ? -100.0 : y;
+    return x <= 1.0 ? y : FL__NAN;
+}
+
+FL_VM_INLINE double fl_log1p_01(double x)
+{
+    uint64_t hi = x >= 0.5;
+    double s = fl__f64_bits(0x3ff0000000000000ull - (hi << 52));
+    double f = x * s + (s - 1.0);
+    double hfsq, sr;
+    fl__log_poly(f, &hfsq, &sr);
+    double ef = 2.0 - 2.0 * s;
+    return ef * FL__LOG_LN2HI_D - ((hfsq - (sr + ef * FL__LOG_LN2LO_D)) - f);
 }
 
 #endif /* FL_VMATH_H */

@@ -1,7 +1,8 @@
 """Classification losses, Numba kernels.  Same algorithms as csrc/classification_tmpl.h
 (see its comments): per row the max, then exp-and-sum storing e_j in the gradient row, then
 the gradient scaled in place; few classes (c <= 32) 64 rows at a time, transposed (CE with
-class indices or probabilities, multi_margin); the elementwise binary losses as one loop over an inline element function.
+class indices or probabilities, multi_margin); the elementwise binary losses as one loop over
+an inline element function, the loss summed in 64-element blocks.
 
 exp/log come from vmath.py (vectorizable; np.exp in a numba loop is a scalar libm call),
 picked by dtype through the vexp/vexpn/vlog/vlog1p overloads so that every kernel stays
@@ -47,6 +48,18 @@ def vlog1p(x):
     raise NotImplementedError
 
 
+def vlog01c(x):
+    raise NotImplementedError
+
+
+def vlog1m01c(x):
+    raise NotImplementedError
+
+
+def vlog1p01(x):
+    raise NotImplementedError
+
+
 def _by_dtype(f32, f64):
     def typer(x):
         if x == types.float32:
@@ -66,6 +79,9 @@ overload(vexp)(_by_dtype(vmath.expf, vmath.exp))
 overload(vexpn)(_by_dtype(vmath.expf_neg, vmath.exp_neg))   # e^x for x <= 0: the softmax's
 overload(vlog)(_by_dtype(vmath.logf, vmath.log))
 overload(vlog1p)(_by_dtype(vmath.log1pf, vmath.log1p))
+overload(vlog01c)(_by_dtype(vmath.logf_01c, vmath.log_01c))        # BCE: max(log x, -100), x in [0, 1]
+overload(vlog1m01c)(_by_dtype(vmath.log1mf_01c, vmath.log1m_01c))  # max(log1p(-x), -100)
+overload(vlog1p01)(_by_dtype(vmath.log1pf_01, vmath.log1p_01))     # log1p(x), x in [0, 1]
 
 
 @intrinsic
@@ -109,6 +125,100 @@ def _local(typingctx, like, rows, cols):
                                itemsize=intp(size), meminfo=None)
         return ary._getvalue()
     return arrty(like, rows, cols), codegen
+
+
+def _tr_picks(lanes, src_of, L):
+    """For output lanes i with source (vector src_of[i][0], lane src_of[i][1]): the steps
+    [(pair a, shuffle mask over the pair's 2 L elements, lanes taken)] that build them."""
+    by_pair = {}
+    for i in range(lanes):
+        vec, lane = src_of[i]
+        by_pair.setdefault(vec // 2, {})[i] = (vec % 2) * L + lane
+    return sorted(by_pair.items())
+
+
+def _tr_codegen(builder, context, elt, L, srcs, src_of):
+    """One output vector of L lanes from the source vectors srcs (LLVM values), lane i being
+    lane src_of[i][1] of srcs[src_of[i][0]]: one two-source shufflevector per pair of
+    sources it draws from, merged by shuffles with constant masks (LLVM makes them
+    permutes and blends)."""
+    i32 = ir.IntType(32)
+    acc = None
+    for a, lanes in _tr_picks(L, src_of, L):
+        lo, hi = srcs[2 * a], srcs[2 * a + 1] if 2 * a + 1 < len(srcs) else srcs[2 * a]
+        part = builder.shuffle_vector(lo, hi, ir.Constant(ir.VectorType(i32, L),
+                                                         [lanes.get(i, 0) for i in range(L)]))
+        if acc is None:
+            acc = part
+        else:
+            acc = builder.shuffle_vector(acc, part, ir.Constant(
+                ir.VectorType(i32, L), [L + i if i in lanes else i for i in range(L)]))
+    return acc
+
+
+def _tr_ptr(context, builder, arrty, arr, off):
+    data = context.make_array(arrty)(context, builder, arr).data
+    return builder.gep(data, [off])
+
+
+@intrinsic(prefer_literal=True)
+def _tr_in_group(typingctx, xt, xt_off, xt_stride, x, x_off, c):
+    """xt[j * xt_stride + xt_off + k] = x[x_off + k c + j] for k < L, j < c: L = 32 bytes of
+    rows (8 float32, 4 float64), c a literal (every mask a constant), arrays C-contiguous.
+    The permutes of csrc/classification_tmpl.h's ce_transpose_in, written as LLVM
+    shufflevectors (Numba has no vector types; LLVM picks vpermt2ps and blends)."""
+    if not (isinstance(c, types.IntegerLiteral) and isinstance(xt, types.Array) and isinstance(x, types.Array)
+            and xt.layout == "C" and x.layout == "C" and xt.dtype == x.dtype):
+        return None
+    C = c.literal_value
+    xtty, xty = xt, x
+
+    def codegen(context, builder, sig, args):
+        xt_, xoff_, xstr_, x_, off_, _ = args
+        elt = context.get_data_type(xty.dtype)
+        L = 32 // context.get_abi_sizeof(elt)
+        vty = ir.VectorType(elt, L)
+        src = _tr_ptr(context, builder, xty, x_, off_)
+        dst = _tr_ptr(context, builder, xtty, xt_, xoff_)
+        vs = [builder.load(builder.bitcast(builder.gep(src, [ir.Constant(ir.IntType(64), s_ * L)]),
+                                           vty.as_pointer()), align=context.get_abi_sizeof(elt))
+              for s_ in range(C)]
+        for j in range(C):
+            col = _tr_codegen(builder, context, elt, L, vs, [divmod(k * C + j, L) for k in range(L)])
+            off = builder.mul(xstr_, ir.Constant(xstr_.type, j))
+            builder.store(col, builder.bitcast(builder.gep(dst, [off]), vty.as_pointer()),
+                          align=context.get_abi_sizeof(elt))
+        return context.get_dummy_value()
+    return types.none(xt, xt_off, xt_stride, x, x_off, c), codegen
+
+
+@intrinsic(prefer_literal=True)
+def _tr_out_group(typingctx, g, g_off, xt, xt_off, xt_stride, c):
+    """g[g_off + k c + j] = xt[j * xt_stride + xt_off + k] for k < L, j < c (_tr_in_group's
+    inverse)."""
+    if not (isinstance(c, types.IntegerLiteral) and isinstance(xt, types.Array) and isinstance(g, types.Array)
+            and xt.layout == "C" and g.layout == "C" and xt.dtype == g.dtype):
+        return None
+    C = c.literal_value
+    gty, xtty = g, xt
+
+    def codegen(context, builder, sig, args):
+        g_, goff_, xt_, xoff_, xstr_, _ = args
+        elt = context.get_data_type(gty.dtype)
+        L = 32 // context.get_abi_sizeof(elt)
+        vty = ir.VectorType(elt, L)
+        al = context.get_abi_sizeof(elt)
+        src = _tr_ptr(context, builder, xtty, xt_, xoff_)
+        dst = _tr_ptr(context, builder, gty, g_, goff_)
+        cols = [builder.load(builder.bitcast(builder.gep(src, [builder.mul(xstr_, ir.Constant(xstr_.type, j))]),
+                                             vty.as_pointer()), align=al) for j in range(C)]
+        for s_ in range(C):
+            out = _tr_codegen(builder, context, elt, L, cols,
+                              [((s_ * L + i) % C, (s_ * L + i) // C) for i in range(L)])
+            builder.store(out, builder.bitcast(builder.gep(dst, [ir.Constant(ir.IntType(64), s_ * L)]),
+                                               vty.as_pointer()), align=al)
+        return context.get_dummy_value()
+    return types.none(g, g_off, xt, xt_off, xt_stride, c), codegen
 
 
 @jit
@@ -277,11 +387,132 @@ _M, _S, _SD, _DY, _WY, _Y, _LIVE, _L, _COEF, _GY, _QA, _QB = range(12)   # the r
 _LANES = 12
 
 
+@jit
+def _tr_in_perm(xt, x, r0, nr, K):
+    """Rows [0, nr - nr % L) of the block by _tr_in_group (c <= 16; L rows of 32 bytes at a
+    time), c a literal in each branch; returns the number of rows done."""
+    C = x.shape[1]
+    L = 32 // x.itemsize
+    full = nr - nr % L
+    if C == 1:
+        for k0 in range(0, full, L):
+            _tr_in_group(xt, k0, K, x, (r0 + k0) * C, 1)
+    elif C == 2:
+        for k0 in range(0, full, L):
+            _tr_in_group(xt, k0, K, x, (r0 + k0) * C, 2)
+    elif C == 3:
+        for k0 in range(0, full, L):
+            _tr_in_group(xt, k0, K, x, (r0 + k0) * C, 3)
+    elif C == 4:
+        for k0 in range(0, full, L):
+            _tr_in_group(xt, k0, K, x, (r0 + k0) * C, 4)
+    elif C == 5:
+        for k0 in range(0, full, L):
+            _tr_in_group(xt, k0, K, x, (r0 + k0) * C, 5)
+    elif C == 6:
+        for k0 in range(0, full, L):
+            _tr_in_group(xt, k0, K, x, (r0 + k0) * C, 6)
+    elif C == 7:
+        for k0 in range(0, full, L):
+            _tr_in_group(xt, k0, K, x, (r0 + k0) * C, 7)
+    elif C == 8:
+        for k0 in range(0, full, L):
+            _tr_in_group(xt, k0, K, x, (r0 + k0) * C, 8)
+    elif C == 9:
+        for k0 in range(0, full, L):
+            _tr_in_group(xt, k0, K, x, (r0 + k0) * C, 9)
+    elif C == 10:
+        for k0 in range(0, full, L):
+            _tr_in_group(xt, k0, K, x, (r0 + k0) * C, 10)
+    elif C == 11:
+        for k0 in range(0, full, L):
+            _tr_in_group(xt, k0, K, x, (r0 + k0) * C, 11)
+    elif C == 12:
+        for k0 in range(0, full, L):
+            _tr_in_group(xt, k0, K, x, (r0 + k0) * C, 12)
+    elif C == 13:
+        for k0 in range(0, full, L):
+            _tr_in_group(xt, k0, K, x, (r0 + k0) * C, 13)
+    elif C == 14:
+        for k0 in range(0, full, L):
+            _tr_in_group(xt, k0, K, x, (r0 + k0) * C, 14)
+    elif C == 15:
+        for k0 in range(0, full, L):
+            _tr_in_group(xt, k0, K, x, (r0 + k0) * C, 15)
+    elif C == 16:
+        for k0 in range(0, full, L):
+            _tr_in_group(xt, k0, K, x, (r0 + k0) * C, 16)
+    else:
+        full = 0
+    return full
+
+
+@jit
+def _tr_out_perm(g, xt, r0, nr, K):
+    """_tr_in_perm's inverse: g's rows [r0, r0 + nr - nr % L) from xt."""
+    C = g.shape[1]
+    L = 32 // g.itemsize
+    full = nr - nr % L
+    if C == 1:
+        for k0 in range(0, full, L):
+            _tr_out_group(g, (r0 + k0) * C, xt, k0, K, 1)
+    elif C == 2:
+        for k0 in range(0, full, L):
+            _tr_out_group(g, (r0 + k0) * C, xt, k0, K, 2)
+    elif C == 3:
+        for k0 in range(0, full, L):
+            _tr_out_group(g, (r0 + k0) * C, xt, k0, K, 3)
+    elif C == 4:
+        for k0 in range(0, full, L):
+            _tr_out_group(g, (r0 + k0) * C, xt, k0, K, 4)
+    elif C == 5:
+        for k0 in range(0, full, L):
+            _tr_out_group(g, (r0 + k0) * C, xt, k0, K, 5)
+    elif C == 6:
+        for k0 in range(0, full, L):
+            _tr_out_group(g, (r0 + k0) * C, xt, k0, K, 6)
+    elif C == 7:
+        for k0 in range(0, full, L):
+            _tr_out_group(g, (r0 + k0) * C, xt, k0, K, 7)
+    elif C == 8:
+        for k0 in range(0, full, L):
+            _tr_out_group(g, (r0 + k0) * C, xt, k0, K, 8)
+    elif C == 9:
+        for k0 in range(0, full, L):
+            _tr_out_group(g, (r0 + k0) * C, xt, k0, K, 9)
+    elif C == 10:
+        for k0 in range(0, full, L):
+            _tr_out_group(g, (r0 + k0) * C, xt, k0, K, 10)
+    elif C == 11:
+        for k0 in range(0, full, L):
+            _tr_out_group(g, (r0 + k0) * C, xt, k0, K, 11)
+    elif C == 12:
+        for k0 in range(0, full, L):
+            _tr_out_group(g, (r0 + k0) * C, xt, k0, K, 12)
+    elif C == 13:
+        for k0 in range(0, full, L):
+            _tr_out_group(g, (r0 + k0) * C, xt, k0, K, 13)
+    elif C == 14:
+        for k0 in range(0, full, L):
+            _tr_out_group(g, (r0 + k0) * C, xt, k0, K, 14)
+    elif C == 15:
+        for k0 in range(0, full, L):
+            _tr_out_group(g, (r0 + k0) * C, xt, k0, K, 15)
+    elif C == 16:
+        for k0 in range(0, full, L):
+            _tr_out_group(g, (r0 + k0) * C, xt, k0, K, 16)
+    else:
+        full = 0
+    return full
+
+
 @inline
 def _transpose_in(xt, x, r0, nr, K):
-    """xt[j, k] = x[r0 + k, j] for the block's nr rows, 0 in the lanes past them."""
+    """xt[j, k] = x[r0 + k, j] for the block's nr rows, 0 in the lanes past them: whole
+    groups of rows by permutes, the rest by scalar copies."""
     C = x.shape[1]
-    for k in range(nr):
+    k1 = _tr_in_perm(xt, x, r0, nr, K)
+    for k in range(k1, nr):
         for j in range(CE_SMALL):   # to c: the exit keeps the loop scalar (see above)
             if j == C:
                 break
@@ -294,10 +525,11 @@ def _transpose_in(xt, x, r0, nr, K):
 
 
 @inline
-def _transpose_out(g, xt, r0, nr):
+def _transpose_out(g, xt, r0, nr, K):
     """g[r0 + k, j] = xt[j, k] for the block's nr rows."""
     C = g.shape[1]
-    for k in range(nr):
+    k1 = _tr_out_perm(g, xt, r0, nr, K)
+    for k in range(k1, nr):
         for j in range(CE_SMALL):
             if j == C:
                 break
@@ -399,7 +631,7 @@ def _ce_small(grad, loss, x, target, w, ignore_index, eps, wtotal, gscale, lo, h
                     else:
                         gk = xj[k] * coef[k] - gej - (gy[k] if yf[k] == tj else zero)
                     xj[k] = gk if live[k] != zero else zero
-            _transpose_out(grad, xt, r0, nr)
+            _transpose_out(grad, xt, r0, nr, K)
     return total
 
 
@@ -425,19 +657,18 @@ cross_entropy_rows = kernel(_cross_entropy)
 
 # ---- elementwise binary losses ------------------------------------------------------------
 
-_TINY_F32, _NEG100_F32 = np.float32(1e-12), np.float32(-100.0)
+_TINY_F32 = np.float32(1e-12)
 
 
 @inline
 def _bce_elem(x, t, a, k0, one):
     """binary cross-entropy on probabilities: l = -(t log x + (1 - t) log(1 - x)), each log
     clamped to >= -100 (torch); dl/dx = (x - t) / max(x (1 - x), 1e-12) (torch's backward,
-    whose 1e-12 is a float constant even in double)."""
-    lo, tiny = one * _NEG100_F32, one * _TINY_F32   # float32 constants: T stays T
-    lx = vlog(x)
-    l1x = vlog1p(-x)
-    lx = lo if lx < lo else lx          # NaN stays NaN, as std::max(log, -100)
-    l1x = lo if l1x < lo else l1x
+    whose 1e-12 is a float constant even in double).  x is a probability (the API checks):
+    the logs are vmath's [0, 1] ones, clamp included (csrc/classification_tmpl.h)."""
+    tiny = one * _TINY_F32   # a float32 constant: T stays T
+    lx = vlog01c(x)
+    l1x = vlog1m01c(x)
     den = x * (one - x)
     den = tiny if den < tiny else den
     return (t - one) * l1x - t * lx, np.divide(x - t, den)
@@ -447,15 +678,27 @@ def _bce_elem(x, t, a, k0, one):
 def _bce_logits_elem(x, t, pw, k0, one):
     """BCE with logits, stable for any finite x: with lw = 1 + (pw - 1) t,
     l = (1 - t) x + lw (log1p(exp(-|x|)) + max(-x, 0))   (never exp of a positive number);
-    dl/dx = (pw t + 1 - t) sigmoid(x) - pw t, sigmoid(x) = exp(min(x, 0)) / (1 + exp(-|x|))."""
+    dl/dx = (pw t + 1 - t) sigmoid(x) - pw t, sigmoid(x) = exp(min(x, 0)) / (1 + exp(-|x|)).
+    exp(-|x|) is the exp of x <= 0 (flushes below e^-86.5, as C), log1p's argument is in
+    [0, 1]."""
     zero = one - one
-    ax = -x if x < zero else x
-    e = vexp(-ax)
-    sp = vlog1p(e) + (-x if x < zero else zero)
+    e = vexpn(-abs(x))
+    sp = vlog1p01(e) + (-x if x < zero else zero)
     lw = one + (pw - one) * t
     sig = np.divide(e if x < zero else one, one + e)
     pt = pw * t
     return (one - t) * x + lw * sp, (pt + one - t) * sig - pt
+
+
+@inline
+def _bce_logits_nopw_elem(x, t, a, k0, one):
+    """_bce_logits_elem without pos_weight, in torch's form for that case:
+    l = (1 - t) x + log1p(exp(-|x|)) + max(-x, 0), dl/dx = sigmoid(x) - t."""
+    zero = one - one
+    e = vexpn(-abs(x))
+    sp = vlog1p01(e) + (-x if x < zero else zero)
+    sig = np.divide(e if x < zero else one, one + e)
+    return (one - t) * x + sp, sig - t
 
 
 @inline
@@ -480,25 +723,51 @@ BCE, BCE_LOGITS, HINGE, SQUARED_HINGE = range(4)
 
 
 @jit
+def _bin_one(kind, x, t, weight, aux, i, k0, one):
+    """Element i: (loss, gradient), weighted.  A jit function, not an inline one: Numba prunes
+    the `aux is None` and kind branches on a function's own arguments (LLVM inlines it)."""
+    literally(kind)
+    if kind == BCE:
+        l, g = _bce_elem(x[i], t[i], one, k0, one)
+    elif kind == BCE_LOGITS:
+        if aux is None:
+            l, g = _bce_logits_nopw_elem(x[i], t[i], one, k0, one)
+        else:
+            l, g = _bce_logits_elem(x[i], t[i], aux[i], k0, one)
+    elif kind == HINGE:
+        l, g = _hinge_elem(x[i], t[i], one, k0, one)
+    else:
+        l, g = _squared_hinge_elem(x[i], t[i], one, k0, one)
+    if weight is not None:
+        wi = weight[i]
+        l = l * wi
+        g = g * wi
+    return l, g
+
+
+@jit
 def _bin_loop(kind, grad, loss, x, t, weight, aux, k0, gs, one):
     """One loop over slices indexed from 0 (aux, when given, aligned with them), compiled
-    once per kind (a compile-time constant: every loss gets its own vector loop)."""
+    once per kind (a compile-time constant: every loss gets its own vector loop).  The loss
+    sum as csrc's: each 64-element block added in the array's dtype, then into the float64
+    total (one conversion per block, not per element)."""
     literally(kind)
+    zero = one - one
+    n = x.size
+    nb = n - n % 64
     s = 0.0
-    for i in range(x.size):
-        a = one if aux is None else aux[i]
-        if kind == BCE:
-            l, g = _bce_elem(x[i], t[i], a, k0, one)
-        elif kind == BCE_LOGITS:
-            l, g = _bce_logits_elem(x[i], t[i], a, k0, one)
-        elif kind == HINGE:
-            l, g = _hinge_elem(x[i], t[i], a, k0, one)
-        else:
-            l, g = _squared_hinge_elem(x[i], t[i], a, k0, one)
-        if weight is not None:
-            wi = weight[i]
-            l = l * wi
-            g = g * wi
+    for b in range(0, nb, 64):
+        bs = zero
+        for i in range(b, b + 64):
+            l, g = _bin_one(kind, x, t, weight, aux, i, k0, one)
+            if grad is not None:
+                grad[i] = g * gs
+            if loss is not None:
+                loss[i] = l
+            bs += l
+        s += bs
+    for i in range(nb, n):
+        l, g = _bin_one(kind, x, t, weight, aux, i, k0, one)
         if grad is not None:
             grad[i] = g * gs
         if loss is not None:
@@ -606,35 +875,33 @@ def _mm_small(grad, loss, x, target, w, p2, margin, gscale, lo, hi, K):
     for j in range(C):
         fv[j] = np.divide(_wj(w, j, one), T(C))
     xy, f, gf, s, gsum, yf = v[_XY], v[_F], v[_GF], v[_MS], v[_GSUM], v[_YI]
+    g2 = gs + gs if p2 else gs
     total = 0.0
     for r0 in range(lo, hi, CE_BLOCK):
         nr = min(hi - r0, CE_BLOCK)
-        for k in range(K):
-            yf[k] = T(target[r0 + k]) if k < nr else -one   # class indices < 32: exact in T; -1: none
+        for k in range(nr):   # the target, margin - x_y and w_y / c: scalar loads (as C)
+            y = target[r0 + k]
+            yf[k] = T(y)      # class indices < 32: exact in T
+            xy[k] = mg - x[r0 + k, y]
+            f[k] = fv[y]
+        for k in range(nr, K):   # dead lanes: no class, f = 0
+            yf[k] = -one
             xy[k] = zero
             f[k] = zero
+        _transpose_in(xt, x, r0, nr, K)
+        for k in range(K):
+            gf[k] = f[k] * g2
             s[k] = zero
             gsum[k] = zero
-        _transpose_in(xt, x, r0, nr, K)
-        for j in range(C):   # x_y and w_y / c by selects over the classes, not gathers
-            fj = fv[j]
-            tj = T(j)
-            xj = xt[j]
-            for k in range(K):
-                on = yf[k] == tj
-                xy[k] = xj[k] if on else xy[k]
-                f[k] = fj if on else f[k]
-        for k in range(K):   # f = 0 in the dead lanes (y = -1 matched no class)
-            gf[k] = f[k] * gs
         for j in range(C):
             tj = T(j)
             xj = xt[j]
             for k in range(K):
-                z = mg - xy[k] + xj[k]
+                z = xy[k] + xj[k]
                 on = z > zero and yf[k] != tj
                 h = z if on else zero
                 s[k] += h * h if p2 else h
-                gj = ((h + h) if p2 else one) * gf[k] if on else zero
+                gj = (h * gf[k] if p2 else gf[k]) if on else zero
                 gsum[k] += gj
                 xj[k] = gj
         for k in range(K):
@@ -645,9 +912,12 @@ def _mm_small(grad, loss, x, target, w, p2, margin, gscale, lo, hi, K):
             for k in range(nr):
                 loss[r0 + k] = s[k]
         if grad is not None:
-            _transpose_out(grad, xt, r0, nr)
-            for k in range(nr):   # dl/dx_y = -sum_{j != y} dl/dx_j (its lane holds 0)
-                grad[r0 + k, target[r0 + k]] = -gsum[k]
+            for j in range(C):   # dl/dx_y = -sum_{j != y} dl/dx_j, into the target's lane (0)
+                tj = T(j)
+                xj = xt[j]
+                for k in range(K):
+                    xj[k] += -gsum[k] if yf[k] == tj else zero
+            _transpose_out(grad, xt, r0, nr, K)
     return total
 
 

@@ -9,6 +9,7 @@ right before .view), inlined into the calling kernel, which LLVM then vectorizes
     expf(float32) -> float32    logf(float32) -> float32    log1pf(float32) -> float32
     exp(float64) -> float64     log(float64) -> float64     log1p(float64) -> float64
     expf_neg, exp_neg: e^x for x <= 0 only (the softmax), about half of exp's work
+    logf_01c, log1mf_01c, log1pf_01 (and log_01c, ...): BCE's logs, for x in [0, 1]
 
 The float32 ones compute in float32 only (float32 module-global constants, integer results
 cast back to int32).  Inlined at the Numba IR level, they are compiled with the calling
@@ -272,3 +273,75 @@ def log1p(x):
     if x == 0:
         y = x
     return y if x < np.inf else x + x
+
+
+# ------------------------------------------------------------------ logs of a probability
+# csrc/vmath.h's fl_logf_01c, fl_log1mf_01c, fl_log1pf_01 (and the double ones): BCE's logs,
+# for x in [0, 1] (see the C header for the algorithm).  Two differences, both for LLVM's
+# fast-math flags: C turns -0 into +0 by adding +0 to x 2^23, which 'nsz' drops, so here it
+# is abs(x); and log1pf_01 reads e from the bits of 1 + x (see there).
+
+_BIAS23_F, _BIAS52_D = _i32(0x4AC00000), _i64(0x4328000000000000)   # bits of 0.75 * 2^23 (2^52)
+_NEG100_F = _f32(-100.0)
+
+
+@inline
+def logf_01c(x):
+    """max(log x, -100) for a float32 x in [0, 1] (valid up to 2^104); NaN for x < 0 or NaN."""
+    d = _i32(_f32(abs(x) * _SUBSCALE_F).view(_i32) - _BIAS23_F)
+    m = _i32((d & _i32(0x007FFFFF)) + _i32(0x3F400000)).view(_f32)
+    y = _logf_kernel(m - _ONE_F, _i32(d >> 23))     # +0: e = -150, m = 1: -103.97
+    y = _NEG100_F if y < _NEG100_F else y
+    return y if x >= _f32(0.0) else _NAN_F
+
+
+@inline
+def log1mf_01c(x):
+    """max(log1p(-x), -100) for a float32 x in [-2^24, 1]; NaN for x > 1 or NaN."""
+    d = _i32(_f32((_ONE_F - x) * _SUBSCALE_F).view(_i32) - _BIAS23_F)
+    e = _i32(d >> 23)                                # e(1 - x); -150 for x = 1
+    ec = e if e > _i32(-126) else _i32(-126)
+    s = _i32((127 - ec) << 23).view(_f32)           # 2^-e
+    y = _logf_kernel(-x * s + (s - _ONE_F), e)
+    y = _NEG100_F if y < _NEG100_F else y
+    return y if x <= _ONE_F else _NAN_F
+
+
+@inline
+def log1pf_01(x):
+    """log1p(x) for a float32 x in [0, 1] (NaN gives NaN).  e is read from the bits of 1 + x,
+    as in log1pf, not from x >= 0.5 as in C: LLVM turns e ln2 with e a 0/1 select into a
+    select of constants and, under 'reassoc', merges its two parts (measured 2.9 ulp)."""
+    m, e = _split_f32(_ONE_F + x)
+    s = _i32((127 - e) << 23).view(_f32)            # 2^-e, e in {0, 1}
+    return _logf_kernel(x * s + (s - _ONE_F), e)
+
+
+@inline
+def log_01c(x):
+    """max(log x, -100) for a float64 x in [0, 1]; NaN for x < 0 or NaN."""
+    d = _i64(_f64(abs(x) * _SUBSCALE_D).view(_i64) - _BIAS52_D)
+    m = _i64((d & _i64(0x000FFFFFFFFFFFFF)) + _i64(0x3FE8000000000000)).view(_f64)
+    y = _log_kernel(m - 1.0, _i32(d >> 52))
+    y = -100.0 if y < -100.0 else y
+    return y if x >= 0.0 else np.nan
+
+
+@inline
+def log1m_01c(x):
+    """max(log1p(-x), -100) for a float64 x in [-2^53, 1]; NaN for x > 1 or NaN."""
+    d = _i64(_f64((1.0 - x) * _SUBSCALE_D).view(_i64) - _BIAS52_D)
+    e = _i32(d >> 52)
+    ec = e if e > _i32(-1022) else _i32(-1022)
+    s = _i64(_i64(1023 - ec) << 52).view(_f64)
+    y = _log_kernel(-x * s + (s - 1.0), e)
+    y = -100.0 if y < -100.0 else y
+    return y if x <= 1.0 else np.nan
+
+
+@inline
+def log1p_01(x):
+    """log1p(x) for a float64 x in [0, 1] (see log1pf_01)."""
+    m, e = _split_f64(1.0 + x)
+    s = _i64(_i64(1023 - e) << 52).view(_f64)
+    return _log_kernel(x * s + (s - 1.0), e)
