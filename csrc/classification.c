@@ -25,6 +25,7 @@ int64_t fl_first_bad_target(const int64_t *target, int64_t n, int64_t c, int64_t
 #define VLOG01C fl_logf_01c
 #define VLOG1M01C fl_log1mf_01c
 #define VLOG1P01 fl_log1pf_01
+#define FMAT __builtin_fmaf
 #include "classification_tmpl.h"
 #undef T
 #undef TU
@@ -36,6 +37,7 @@ int64_t fl_first_bad_target(const int64_t *target, int64_t n, int64_t c, int64_t
 #undef VLOG01C
 #undef VLOG1M01C
 #undef VLOG1P01
+#undef FMAT
 
 #define T double
 #define TU uint64_t
@@ -47,6 +49,7 @@ int64_t fl_first_bad_target(const int64_t *target, int64_t n, int64_t c, int64_t
 #define VLOG01C fl_log_01c
 #define VLOG1M01C fl_log1m_01c
 #define VLOG1P01 fl_log1p_01
+#define FMAT __builtin_fma
 #include "classification_tmpl.h"
 #undef T
 #undef TU
@@ -58,3 +61,4 @@ int64_t fl_first_bad_target(const int64_t *target, int64_t n, int64_t c, int64_t
 #undef VLOG01C
 #undef VLOG1M01C
 #undef VLOG1P01
+#undef FMAT

@@ -712,26 +712,49 @@ typedef struct {
     T margin, gscale;
 } SFX(mmctx);
 
-FL_INLINE double SFX(mm_row)(const SFX(mmctx) *m, int64_t i, const int p2)
+FL_INLINE double SFX(mm_row)(const SFX(mmctx) *m, int64_t i, const int p2, const int wg)
 {
+    /* class j adds into lane j % 16 of sl and gl, in order, the lanes added in a fixed tree,
+     * and h^2 is added by an explicit fma: the loss's bits do not depend on wg (with an
+     * `if (g)` in one loop, and GCC contracting h * h + s into an fma in one variant and not
+     * in the other, they differed between grad=True and grad=False) */
+    enum { L = 16 };
     const int64_t C = m->c;
     const T *x = m->x + i * C;
-    T *g = m->grad ? m->grad + i * C : NULL;
+    T *g = wg ? m->grad + i * C : NULL;
     const int64_t y = m->target[i];
-    const T xy = x[y], wy = m->weight ? m->weight[y] : (T)1, f = wy / (T)C;
-    const T gf = f * m->gscale;
-    T s = 0, gsum = 0;
-#pragma omp simd reduction(+:s, gsum)
-    for (int64_t j = 0; j < C; j++) {
-        T z = m->margin - xy + x[j];
-        T h = (z > 0 && j != y) ? z : (T)0;
-        s += p2 ? h * h : h;
-        T gj = (z > 0 && j != y) ? (p2 ? (T)2 * h : (T)1) * gf : (T)0;
-        if (g) g[j] = gj;
-        gsum += gj;
+    const T a = m->margin - x[y], wy = m->weight ? m->weight[y] : (T)1, f = wy / (T)C;
+    const T gf = (p2 ? (T)2 : (T)1) * (f * m->gscale);
+    T sl[L] = {0}, gl[L] = {0};
+    int64_t j0 = 0;
+    for (; j0 + L <= C; j0 += L) {
+#pragma omp simd
+        for (int l = 0; l < L; l++) {
+            const T z = a + x[j0 + l];
+            const int on = z > 0 && j0 + l != y;
+            const T h = on ? z : (T)0;
+            sl[l] = p2 ? FMAT(h, h, sl[l]) : sl[l] + h;
+            const T gj = on ? (p2 ? h * gf : gf) : (T)0;
+            if (wg) g[j0 + l] = gj;
+            gl[l] += gj;
+        }
     }
-    if (g) g[y] = -gsum;
-    const T l = s * f;
+    for (int l = 0; j0 + l < C; l++) {
+        const T z = a + x[j0 + l];
+        const int on = z > 0 && j0 + l != y;
+        const T h = on ? z : (T)0;
+        sl[l] = p2 ? FMAT(h, h, sl[l]) : sl[l] + h;
+        const T gj = on ? (p2 ? h * gf : gf) : (T)0;
+        if (wg) g[j0 + l] = gj;
+        gl[l] += gj;
+    }
+    for (int w = L / 2; w >= 1; w /= 2)
+        for (int l = 0; l < w; l++) {
+            sl[l] += sl[l + w];
+            gl[l] += gl[l + w];
+        }
+    if (wg) g[y] = -gl[0];
+    const T l = sl[0] * f;
     if (m->loss) m->loss[i] = l;
     return (double)l;
 }
@@ -739,9 +762,9 @@ FL_INLINE double SFX(mm_row)(const SFX(mmctx) *m, int64_t i, const int p2)
 /* Few classes (c <= 32): FL_CE_BLOCK rows at a time, transposed as in ce_small_block (every
  * step a vector over the rows; a row-at-a-time loop over 7 classes runs in its scalar
  * remainder).  The row's target is a lane of yf (as T: exact, < 32; -1 past the block's
- * rows, which matches no class), and x_y and w_y / c are picked by selects over the classes
- * (fv[j] = w_j / c, one division per class per chunk, not one per row), not by a load per
- * row.  All of the block's logits are read before its gradient is written. */
+ * rows, which matches no class); w_y / c comes from fv (fv[j] = w_j / c, one division per
+ * class per chunk, not one per row).  All of the block's logits are read before its
+ * gradient is written. */
 FL_INLINE double SFX(mm_block)(const SFX(mmctx) *m, const T *fv, int64_t r0, int64_t nr, const int p2)
 {
     enum { K = FL_CE_BLOCK };
@@ -808,10 +831,12 @@ FL_CLONES static double SFX(mm_chunk)(const void *ctx, int64_t lo, int64_t hi)
             const int64_t nr = hi - r < FL_CE_BLOCK ? hi - r : FL_CE_BLOCK;
             s += m->p == 2 ? SFX(mm_block)(m, fv, r, nr, 1) : SFX(mm_block)(m, fv, r, nr, 0);
         }
-    } else if (m->p == 2) {
-        for (int64_t i = lo; i < hi; i++) s += SFX(mm_row)(m, i, 1);
+    } else if (m->grad) {
+        if (m->p == 2) for (int64_t i = lo; i < hi; i++) s += SFX(mm_row)(m, i, 1, 1);
+        else for (int64_t i = lo; i < hi; i++) s += SFX(mm_row)(m, i, 0, 1);
     } else {
-        for (int64_t i = lo; i < hi; i++) s += SFX(mm_row)(m, i, 0);
+        if (m->p == 2) for (int64_t i = lo; i < hi; i++) s += SFX(mm_row)(m, i, 1, 0);
+        else for (int64_t i = lo; i < hi; i++) s += SFX(mm_row)(m, i, 0, 0);
     }
     return s;
 }

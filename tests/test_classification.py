@@ -41,6 +41,9 @@ def test_matches_reference(name, i, backend, dtype, n, rng):
         l2 = k.func(x, t, reduction=reduction, backend=backend, grad=False, **hyper)
         if not (n == 0 and reduction == "mean"):
             assert_close(l2, l, dtype, f"{name} {reduction} loss-only")
+        if backend == "c":   # the same loss, bit for bit, with or without the gradient (Numba:
+            # fast-math reassociation lets LLVM sum the two variants in different orders)
+            np.testing.assert_array_equal(l2, l, err_msg=f"{name} {reduction} loss-only bits")
 
 
 @pytest.mark.parametrize("name,i", CASES, ids=IDS)
@@ -208,3 +211,36 @@ def test_cross_entropy_every_row_path(classes, backend, dtype, rng):
                 assert_close(g, rg, dtype, f"grad C={classes} {kw}")
                 lo = fastloss.cross_entropy(x, target, reduction=reduction, backend=backend, grad=False, **kw)
                 assert_close(lo, rl, dtype, "loss only")
+
+
+@pytest.mark.parametrize("classes", list(range(1, 35)) + [64, 100])
+@pytest.mark.parametrize("backend", COMPILED)
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+def test_every_class_count_and_row_remainder(classes, backend, dtype, rng):
+    """Every c up to 34 (the few-class blocks transpose c <= 16 by permutes, 8 rows at a time,
+    the other rows and c by copies; c > 32 is the row loop) and row counts around the 8-row
+    groups and 64-row blocks: cross_entropy and multi_margin (p 1 and 2, weighted) against
+    the reference, out= the logits, and the loss alone."""
+    for n in (1, 7, 8, 9, 63, 64, 65, 136):
+        x = (rng.standard_normal((n, classes)) * 2).astype(dtype)
+        t = rng.integers(0, classes, n)
+        w = rng.uniform(0.3, 2, classes).astype(dtype)
+        calls = [(fastloss.cross_entropy, {}), (fastloss.cross_entropy, {"weight": w}),
+                 (fastloss.multi_margin, {"p": 1}), (fastloss.multi_margin, {"p": 2, "weight": w, "margin": 0.7})]
+        for fn, kw in calls:
+            for reduction in ("sum", "none"):
+                what = f"{fn.__name__} c={classes} n={n} {reduction} {kw.keys()}"
+                rl, rg = fn(x, t, reduction=reduction, backend="numpy", **kw)
+                l, g = fn(x, t, reduction=reduction, backend=backend, **kw)
+                assert_close(l, rl, dtype, what + " loss")
+                assert_close(g, rg, dtype, what + " grad")
+                xc = x.copy()
+                l2, g2 = fn(xc, t, reduction=reduction, backend=backend, out=xc, **kw)
+                assert g2 is xc
+                assert_close(g2, g, dtype, what + " out=logits")
+                assert_close(l2, l, dtype, what + " out=logits loss")
+                lo = fn(x, t, reduction=reduction, backend=backend, grad=False, **kw)
+                if backend == "c":   # bit for bit with or without the gradient (see above)
+                    np.testing.assert_array_equal(lo, l, err_msg=what + " loss only")
+                else:
+                    assert_close(lo, rl, dtype, what + " loss only")

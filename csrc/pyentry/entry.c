@@ -609,6 +609,40 @@ typedef double (*ce64_fn)(double *, double *, const double *, const int64_t *, c
                           int64_t, int64_t, int64_t, double, int);
 typedef int64_t (*bad_target_fn)(const int64_t *, int64_t, int64_t, int64_t);
 
+/* The arguments cross_entropy and multi_margin share: (N, C) logits xo (N, C >= 1), (N,)
+ * int64 targets to, each in [0, C) or `ignore` (else the Python path names the bad one), the
+ * gradient buffer from out when want_grad, the class weights wo.  1 when all are acceptable
+ * (x, t held; g, w held when they exist; *gobj the gradient's array or NULL); else 0, with
+ * nothing held (a Python error set only if an allocation failed). */
+static int class_args(PyObject *xo, PyObject *to, PyObject *wo, PyObject *out, int want_grad, int64_t ignore,
+                      arr_t *x, arr_t *t, arr_t *g, arr_t *w, PyObject **gobj)
+{
+    *gobj = NULL;
+    int ok = get(xo, x, 0, 0) && x->v.ndim == 2 && x->v.shape[0] >= 1 && x->v.shape[1] >= 1 &&
+             get(to, t, 0, 1) && t->v.ndim == 1 && t->v.shape[0] == x->v.shape[0];
+    const int64_t n = ok ? x->v.shape[0] : 0, c = ok ? x->v.shape[1] : 0;
+    if (ok) ok = ((bad_target_fn)kern[K_FIRST_BAD_TARGET][0])(t->v.buf, n, c, ignore) < 0;
+    if (ok && want_grad) ok = (*gobj = grad_buffer(out, xo, x, t, g)) != NULL;
+    if (ok) ok = class_weights(wo, w, x, c, g);
+    if (!ok) {
+        Py_CLEAR(*gobj);
+        release(g);
+        release(x);
+        release(t);
+    }
+    return ok;
+}
+
+/* after a class loss's kernel: its arrays released, the result */
+static PyObject *class_result(int dt, double total, PyObject *gobj, arr_t *x, arr_t *t, arr_t *g, arr_t *w)
+{
+    release(x);
+    release(t);
+    release(g);
+    release(w);
+    return loss_result(dt, total, gobj);
+}
+
 /* cross_entropy(logits, target, weight, ignore_index, label_smoothing, reduction, grad, out,
  *               backend):
  * (N, C) logits, int64 class indices (N,), class weights None or (C,), "mean" or "sum",
@@ -625,18 +659,10 @@ static PyObject *cross_entropy(PyObject *self, PyObject *const *args, Py_ssize_t
         (!want_grad && args[7] != Py_None))
         NOT_MINE;
     arr_t x = {0}, t = {0}, g = {0}, w = {0};
-    PyObject *gobj = NULL;
-    int ok = get(args[0], &x, 0, 0) && x.v.ndim == 2 && x.v.shape[0] >= 1 && x.v.shape[1] >= 1 &&
-             get(args[1], &t, 0, 1) && t.v.ndim == 1 && t.v.shape[0] == x.v.shape[0];
-    const int64_t n = ok ? x.v.shape[0] : 0, c = ok ? x.v.shape[1] : 0;
-    if (ok) ok = ((bad_target_fn)kern[K_FIRST_BAD_TARGET][0])(t.v.buf, n, c, ignore) < 0;
-    if (ok && want_grad) ok = (gobj = grad_buffer(args[7], args[0], &x, &t, &g)) != NULL;
-    if (ok) ok = class_weights(args[2], &w, &x, c, &g);
-    if (!ok) {
-        Py_XDECREF(gobj);
-        release(&g);
+    PyObject *gobj;
+    if (!class_args(args[0], args[1], args[2], args[7], want_grad, ignore, &x, &t, &g, &w, &gobj))
         return decline(&x, &t);
-    }
+    const int64_t n = x.v.shape[0], c = x.v.shape[1];
     double s;
     void *gb = g.held ? g.v.buf : NULL, *wb = w.held ? w.v.buf : NULL;
     PyThreadState *ts = n * c >= NOGIL_MIN ? PyEval_SaveThread() : NULL;
@@ -645,12 +671,7 @@ static PyObject *cross_entropy(PyObject *self, PyObject *const *args, Py_ssize_t
     else
         s = ((ce64_fn)kern[K_CROSS_ENTROPY][1])(gb, NULL, x.v.buf, t.v.buf, wb, n, c, 1, ignore, eps, mode);
     if (ts) PyEval_RestoreThread(ts);
-    const int dt = x.dt;
-    release(&x);
-    release(&t);
-    release(&g);
-    release(&w);
-    return loss_result(dt, s, gobj);
+    return class_result(x.dt, s, gobj, &x, &t, &g, &w);
 }
 
 typedef double (*mm32_fn)(float *, float *, const float *, const int64_t *, const float *, int64_t, int64_t,
@@ -673,19 +694,10 @@ static PyObject *multi_margin(PyObject *self, PyObject *const *args, Py_ssize_t 
         (!want_grad && args[7] != Py_None))
         NOT_MINE;
     arr_t x = {0}, t = {0}, g = {0}, w = {0};
-    PyObject *gobj = NULL;
-    int ok = get(args[0], &x, 0, 0) && x.v.ndim == 2 && x.v.shape[0] >= 1 && x.v.shape[1] >= 1 &&
-             get(args[1], &t, 0, 1) && t.v.ndim == 1 && t.v.shape[0] == x.v.shape[0];
-    const int64_t n = ok ? x.v.shape[0] : 0, c = ok ? x.v.shape[1] : 0;
-    /* ignore_index 0: a valid class, so this is the range test alone */
-    if (ok) ok = ((bad_target_fn)kern[K_FIRST_BAD_TARGET][0])(t.v.buf, n, c, 0) < 0;
-    if (ok && want_grad) ok = (gobj = grad_buffer(args[7], args[0], &x, &t, &g)) != NULL;
-    if (ok) ok = class_weights(args[4], &w, &x, c, &g);
-    if (!ok) {
-        Py_XDECREF(gobj);
-        release(&g);
+    PyObject *gobj; /* ignore_index 0: a valid class, so the targets get the range test alone */
+    if (!class_args(args[0], args[1], args[4], args[7], want_grad, 0, &x, &t, &g, &w, &gobj))
         return decline(&x, &t);
-    }
+    const int64_t n = x.v.shape[0], c = x.v.shape[1];
     double s;
     void *gb = g.held ? g.v.buf : NULL, *wb = w.held ? w.v.buf : NULL;
     PyThreadState *ts = n * c >= NOGIL_MIN ? PyEval_SaveThread() : NULL;
@@ -694,12 +706,7 @@ static PyObject *multi_margin(PyObject *self, PyObject *const *args, Py_ssize_t 
     else
         s = ((mm64_fn)kern[K_MULTI_MARGIN][1])(gb, NULL, x.v.buf, t.v.buf, wb, n, c, (int)p, margin, mode);
     if (ts) PyEval_RestoreThread(ts);
-    const int dt = x.dt;
-    release(&x);
-    release(&t);
-    release(&g);
-    release(&w);
-    return loss_result(dt, s, gobj);
+    return class_result(x.dt, s, gobj, &x, &t, &g, &w);
 }
 
 /* ------------------------------------------------------------------ binding */
