@@ -726,10 +726,10 @@ FL_INLINE double SFX(mm_row)(const SFX(mmctx) *m, int64_t i, const int p2, const
     const T a = m->margin - x[y], wy = m->weight ? m->weight[y] : (T)1, f = wy / (T)C;
     const T gf = (p2 ? (T)2 : (T)1) * (f * m->gscale);
     T sl[L] = {0}, gl[L] = {0};
-    int64_t j0 = 0;
-    for (; j0 + L <= C; j0 += L) {
+    for (int64_t j0 = 0; j0 < C; j0 += L) {
+        const int nl = C - j0 < L ? (int)(C - j0) : L;
 #pragma omp simd
-        for (int l = 0; l < L; l++) {
+        for (int l = 0; l < nl; l++) {
             const T z = a + x[j0 + l];
             const int on = z > 0 && j0 + l != y;
             const T h = on ? z : (T)0;
@@ -738,15 +738,6 @@ FL_INLINE double SFX(mm_row)(const SFX(mmctx) *m, int64_t i, const int p2, const
             if (wg) g[j0 + l] = gj;
             gl[l] += gj;
         }
-    }
-    for (int l = 0; j0 + l < C; l++) {
-        const T z = a + x[j0 + l];
-        const int on = z > 0 && j0 + l != y;
-        const T h = on ? z : (T)0;
-        sl[l] = p2 ? FMAT(h, h, sl[l]) : sl[l] + h;
-        const T gj = on ? (p2 ? h * gf : gf) : (T)0;
-        if (wg) g[j0 + l] = gj;
-        gl[l] += gj;
     }
     for (int w = L / 2; w >= 1; w /= 2)
         for (int l = 0; l < w; l++) {
