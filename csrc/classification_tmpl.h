@@ -844,8 +844,9 @@ double SFX(fl_multi_margin)(T *grad, T *loss, const T *logits, const int64_t *ta
 /* ========================================================== validation helpers
  * Called by the validation layer before any kernel runs (kernels never check). */
 /* A vectorized count first (no early exit, so the loop vectorizes); the scalar search for
- * the position runs only when something is wrong. */
-int64_t SFX(fl_first_outside)(const T *x, int64_t n, T lo, T hi)
+ * the position runs only when something is wrong.  ISA clones as the kernels: the baseline
+ * (SSE2) build of the count took ~0.8 us per 1000 elements, a third of a small call. */
+FL_CLONES int64_t SFX(fl_first_outside)(const T *x, int64_t n, T lo, T hi)
 {
     int64_t bad = 0;
 #pragma omp simd reduction(+:bad)
@@ -856,7 +857,7 @@ int64_t SFX(fl_first_outside)(const T *x, int64_t n, T lo, T hi)
     return -1;
 }
 
-int64_t SFX(fl_first_not_sign)(const T *x, int64_t n)
+FL_CLONES int64_t SFX(fl_first_not_sign)(const T *x, int64_t n)
 {
     int64_t bad = 0;
 #pragma omp simd reduction(+:bad)

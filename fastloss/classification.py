@@ -252,7 +252,7 @@ def multi_margin(logits, target, *, p=1, margin=1.0, weight=None, reduction="mea
 
     logits (N, C) or (C,); target integer (N,) or () in [0, C); weight (C,).
     """
-    # the C fast path, for (N, C) logits without class weights (fastloss._fast)
+    # the C fast path, for (N, C) logits (fastloss._fast)
     r = _E.multi_margin(logits, target, p, margin, weight, reduction, grad, out, backend)
     if r is not NotImplemented:
         return r

@@ -244,3 +244,25 @@ def test_every_class_count_and_row_remainder(classes, backend, dtype, rng):
                     np.testing.assert_array_equal(lo, l, err_msg=what + " loss only")
                 else:
                     assert_close(lo, rl, dtype, what + " loss only")
+
+
+@pytest.mark.parametrize("n", [1, 7, 8, 9, 64, 1000])
+def test_bad_target_found_at_every_position(n):
+    """The vectorized target check (every ISA clone's count, then the position): a target
+    < 0 (other than ignore_index), == C, or huge, at the first, a middle and the last row."""
+    x = np.zeros((n, 4), np.float32)
+    for bad in (-1, 4, 2 ** 62, -(2 ** 63)):
+        for pos in sorted({0, n // 2, n - 1}):
+            t = np.zeros(n, np.int64)
+            t[pos] = bad
+            for fn in (fastloss.cross_entropy, fastloss.multi_margin):
+                with pytest.raises(ValueError, match=f"position \\({pos},\\)"):
+                    fn(x, t)
+    t = np.full(n, -100, np.int64)   # ignore_index everywhere: accepted (a NaN mean)
+    assert np.isnan(fastloss.cross_entropy(x, t, grad=False))
+    t = np.zeros(n, np.int64)
+    t[-1] = -7
+    with pytest.raises(ValueError, match="-7"):
+        fastloss.cross_entropy(x, t)
+    got = fastloss.cross_entropy(x, t, ignore_index=-7, reduction="sum", grad=False)
+    np.testing.assert_allclose(got, (n - 1) * np.log(4), rtol=1e-6)
