@@ -14,7 +14,8 @@ right before .view), inlined into the calling kernel, which LLVM then vectorizes
 The float32 ones compute in float32 only (float32 module-global constants, integer results
 cast back to int32).  Inlined at the Numba IR level, they are compiled with the calling
 kernel's fast-math flags:
-  * without fast-math they return exactly the C build's bits;
+  * without fast-math they return exactly the C build's bits (one exception: log1p_01 at
+    x = 0.5 - 2^-53 and 0.5 - 2^-54, 1 ulp apart, see log1pf_01; tests/test_vmath.py);
   * with the project's set (_common.FASTMATH: reassoc, contract, nsz, arcp) nothing breaks
     (the algorithm has no step that reassociation can undo, see vmath.h), but LLVM reorders
     the final sums and fuses multiply-adds: max error 2.1 ulp instead of 1.5;
