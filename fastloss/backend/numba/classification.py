@@ -127,32 +127,20 @@ def _local(typingctx, like, rows, cols):
     return arrty(like, rows, cols), codegen
 
 
-def _tr_picks(lanes, src_of, L):
-    """For output lanes i with source (vector src_of[i][0], lane src_of[i][1]): the steps
-    [(pair a, shuffle mask over the pair's 2 L elements, lanes taken)] that build them."""
-    by_pair = {}
-    for i in range(lanes):
-        vec, lane = src_of[i]
+def _tr_vector(builder, L, srcs, src_of):
+    """One vector of L lanes from the source vectors srcs (LLVM values), lane i being lane
+    src_of[i][1] of srcs[src_of[i][0]]: one two-source shufflevector per pair of sources it
+    draws from, merged by shuffles with constant masks (LLVM makes them permutes and blends)."""
+    mask = ir.VectorType(ir.IntType(32), L)
+    by_pair = {}   # pair a of sources -> {lane i: its lane in the pair's 2 L elements}
+    for i, (vec, lane) in enumerate(src_of):
         by_pair.setdefault(vec // 2, {})[i] = (vec % 2) * L + lane
-    return sorted(by_pair.items())
-
-
-def _tr_codegen(builder, context, elt, L, srcs, src_of):
-    """One output vector of L lanes from the source vectors srcs (LLVM values), lane i being
-    lane src_of[i][1] of srcs[src_of[i][0]]: one two-source shufflevector per pair of
-    sources it draws from, merged by shuffles with constant masks (LLVM makes them
-    permutes and blends)."""
-    i32 = ir.IntType(32)
     acc = None
-    for a, lanes in _tr_picks(L, src_of, L):
-        lo, hi = srcs[2 * a], srcs[2 * a + 1] if 2 * a + 1 < len(srcs) else srcs[2 * a]
-        part = builder.shuffle_vector(lo, hi, ir.Constant(ir.VectorType(i32, L),
-                                                         [lanes.get(i, 0) for i in range(L)]))
-        if acc is None:
-            acc = part
-        else:
-            acc = builder.shuffle_vector(acc, part, ir.Constant(
-                ir.VectorType(i32, L), [L + i if i in lanes else i for i in range(L)]))
+    for a, lanes in sorted(by_pair.items()):
+        lo, hi = srcs[2 * a], srcs[min(2 * a + 1, len(srcs) - 1)]
+        part = builder.shuffle_vector(lo, hi, ir.Constant(mask, [lanes.get(i, 0) for i in range(L)]))
+        acc = part if acc is None else builder.shuffle_vector(
+            acc, part, ir.Constant(mask, [L + i if i in lanes else i for i in range(L)]))
     return acc
 
 
@@ -161,64 +149,71 @@ def _tr_ptr(context, builder, arrty, arr, off):
     return builder.gep(data, [off])
 
 
-@intrinsic(prefer_literal=True)
-def _tr_in_group(typingctx, xt, xt_off, xt_stride, x, x_off, c):
-    """xt[j * xt_stride + xt_off + k] = x[x_off + k c + j] for k < L, j < c: L = 32 bytes of
-    rows (8 float32, 4 float64), c a literal (every mask a constant), arrays C-contiguous.
-    The permutes of csrc/classification_tmpl.h's ce_transpose_in, written as LLVM
-    shufflevectors (Numba has no vector types; LLVM picks vpermt2ps and blends)."""
-    if not (isinstance(c, types.IntegerLiteral) and isinstance(xt, types.Array) and isinstance(x, types.Array)
-            and xt.layout == "C" and x.layout == "C" and xt.dtype == x.dtype):
-        return None
-    C = c.literal_value
-    xtty, xty = xt, x
-
-    def codegen(context, builder, sig, args):
-        xt_, xoff_, xstr_, x_, off_, _ = args
-        elt = context.get_data_type(xty.dtype)
-        L = 32 // context.get_abi_sizeof(elt)
-        vty = ir.VectorType(elt, L)
-        src = _tr_ptr(context, builder, xty, x_, off_)
-        dst = _tr_ptr(context, builder, xtty, xt_, xoff_)
-        vs = [builder.load(builder.bitcast(builder.gep(src, [ir.Constant(ir.IntType(64), s_ * L)]),
-                                           vty.as_pointer()), align=context.get_abi_sizeof(elt))
-              for s_ in range(C)]
-        for j in range(C):
-            col = _tr_codegen(builder, context, elt, L, vs, [divmod(k * C + j, L) for k in range(L)])
-            off = builder.mul(xstr_, ir.Constant(xstr_.type, j))
-            builder.store(col, builder.bitcast(builder.gep(dst, [off]), vty.as_pointer()),
-                          align=context.get_abi_sizeof(elt))
-        return context.get_dummy_value()
-    return types.none(xt, xt_off, xt_stride, x, x_off, c), codegen
+TR_MAX = 16   # the most classes _tr_groups transposes
 
 
 @intrinsic(prefer_literal=True)
-def _tr_out_group(typingctx, g, g_off, xt, xt_off, xt_stride, c):
-    """g[g_off + k c + j] = xt[j * xt_stride + xt_off + k] for k < L, j < c (_tr_in_group's
-    inverse)."""
-    if not (isinstance(c, types.IntegerLiteral) and isinstance(xt, types.Array) and isinstance(g, types.Array)
-            and xt.layout == "C" and g.layout == "C" and xt.dtype == g.dtype):
+def _tr_groups(typingctx, dst, src, row_off, n, stride, c, out):
+    """The first n groups of L rows of a block (L = 32 bytes of a row: 8 float32, 4 float64)
+    between its c classes in row-major order from row_off and the transposed block xt
+    (class j of row k at xt[j * stride + k]), for k < n L, j < c:
+      out False:  xt[j * stride + k] = x[row_off + k c + j]   (dst xt, src x)
+      out True:   g[row_off + k c + j] = xt[j * stride + k]   (dst g, src xt)
+    out a literal, arrays C-contiguous.  The permutes of csrc/classification_tmpl.h's
+    ce_transpose_in/out, written as LLVM shufflevectors (Numba has no vector types; LLVM picks
+    vpermt2ps and blends).  Every mask is a constant: a switch on c (at run time) picks one
+    of TR_MAX loops, each a straight-line group; c > TR_MAX does nothing.  The switch is
+    outside the loops: one per group (a jump table; LLVM did not unswitch it) made the
+    transposition up to 2x as slow (float32 c = 3; 1.1x at c = 16), whole calls 2-7%."""
+    if not (isinstance(out, (types.BooleanLiteral, types.IntegerLiteral))
+            and isinstance(dst, types.Array) and isinstance(src, types.Array)
+            and dst.layout == "C" and src.layout == "C" and dst.dtype == src.dtype
+            and all(isinstance(a, types.Integer) for a in (row_off, n, stride, c))):
         return None
-    C = c.literal_value
-    gty, xtty = g, xt
+    OUT = bool(out.literal_value)
+    rowty, colty = (dst, src) if OUT else (src, dst)   # x or g; xt
+    sig = types.none(dst, src, types.intp, types.intp, types.intp, types.intp, out)
 
     def codegen(context, builder, sig, args):
-        g_, goff_, xt_, xoff_, xstr_, _ = args
-        elt = context.get_data_type(gty.dtype)
-        L = 32 // context.get_abi_sizeof(elt)
-        vty = ir.VectorType(elt, L)
+        dst_, src_, row_off_, n_, stride_, c_, _ = args
+        rowa, cola = (dst_, src_) if OUT else (src_, dst_)
+        elt = context.get_data_type(rowty.dtype)
         al = context.get_abi_sizeof(elt)
-        src = _tr_ptr(context, builder, xtty, xt_, xoff_)
-        dst = _tr_ptr(context, builder, gty, g_, goff_)
-        cols = [builder.load(builder.bitcast(builder.gep(src, [builder.mul(xstr_, ir.Constant(xstr_.type, j))]),
-                                             vty.as_pointer()), align=al) for j in range(C)]
-        for s_ in range(C):
-            out = _tr_codegen(builder, context, elt, L, cols,
-                              [((s_ * L + i) % C, (s_ * L + i) // C) for i in range(L)])
-            builder.store(out, builder.bitcast(builder.gep(dst, [ir.Constant(ir.IntType(64), s_ * L)]),
-                                               vty.as_pointer()), align=al)
+        L = 32 // al
+        vptr = ir.VectorType(elt, L).as_pointer()
+        intp = row_off_.type
+        rows0 = _tr_ptr(context, builder, rowty, rowa, row_off_)
+        cols0 = _tr_ptr(context, builder, colty, cola, intp(0))
+        done = builder.append_basic_block("tr_done")
+        switch = builder.switch(c_, done)
+        for C in range(1, TR_MAX + 1):   # per group: C vectors of rows <-> C columns of L rows
+            case = builder.append_basic_block(f"tr_c{C}")
+            switch.add_case(c_.type(C), case)
+            builder.position_at_end(case)
+            with cgutils.for_range(builder, n_) as loop:
+                rows = builder.gep(rows0, [builder.mul(loop.index, intp(C * L))])
+                cols = builder.gep(cols0, [builder.mul(loop.index, intp(L))])
+
+                def row_vec(s):
+                    return builder.bitcast(builder.gep(rows, [intp(s * L)]), vptr)
+
+                def col_vec(j):
+                    return builder.bitcast(builder.gep(cols, [builder.mul(stride_, intp(j))]), vptr)
+
+                if OUT:
+                    vs = [builder.load(col_vec(j), align=al) for j in range(C)]
+                    for s in range(C):
+                        v = _tr_vector(builder, L, vs, [((s * L + i) % C, (s * L + i) // C) for i in range(L)])
+                        builder.store(v, row_vec(s), align=al)
+                else:
+                    vs = [builder.load(row_vec(s), align=al) for s in range(C)]
+                    for j in range(C):
+                        v = _tr_vector(builder, L, vs, [divmod(k * C + j, L) for k in range(L)])
+                        builder.store(v, col_vec(j), align=al)
+            builder.branch(done)
+        builder.position_at_end(done)
         return context.get_dummy_value()
-    return types.none(g, g_off, xt, xt_off, xt_stride, c), codegen
+    return sig, codegen
 
 
 @jit
@@ -388,122 +383,16 @@ _LANES = 12
 
 
 @jit
-def _tr_in_perm(xt, x, r0, nr, K):
-    """Rows [0, nr - nr % L) of the block by _tr_in_group (c <= 16; L rows of 32 bytes at a
-    time), c a literal in each branch; returns the number of rows done."""
-    C = x.shape[1]
-    L = 32 // x.itemsize
-    full = nr - nr % L
-    if C == 1:
-        for k0 in range(0, full, L):
-            _tr_in_group(xt, k0, K, x, (r0 + k0) * C, 1)
-    elif C == 2:
-        for k0 in range(0, full, L):
-            _tr_in_group(xt, k0, K, x, (r0 + k0) * C, 2)
-    elif C == 3:
-        for k0 in range(0, full, L):
-            _tr_in_group(xt, k0, K, x, (r0 + k0) * C, 3)
-    elif C == 4:
-        for k0 in range(0, full, L):
-            _tr_in_group(xt, k0, K, x, (r0 + k0) * C, 4)
-    elif C == 5:
-        for k0 in range(0, full, L):
-            _tr_in_group(xt, k0, K, x, (r0 + k0) * C, 5)
-    elif C == 6:
-        for k0 in range(0, full, L):
-            _tr_in_group(xt, k0, K, x, (r0 + k0) * C, 6)
-    elif C == 7:
-        for k0 in range(0, full, L):
-            _tr_in_group(xt, k0, K, x, (r0 + k0) * C, 7)
-    elif C == 8:
-        for k0 in range(0, full, L):
-            _tr_in_group(xt, k0, K, x, (r0 + k0) * C, 8)
-    elif C == 9:
-        for k0 in range(0, full, L):
-            _tr_in_group(xt, k0, K, x, (r0 + k0) * C, 9)
-    elif C == 10:
-        for k0 in range(0, full, L):
-            _tr_in_group(xt, k0, K, x, (r0 + k0) * C, 10)
-    elif C == 11:
-        for k0 in range(0, full, L):
-            _tr_in_group(xt, k0, K, x, (r0 + k0) * C, 11)
-    elif C == 12:
-        for k0 in range(0, full, L):
-            _tr_in_group(xt, k0, K, x, (r0 + k0) * C, 12)
-    elif C == 13:
-        for k0 in range(0, full, L):
-            _tr_in_group(xt, k0, K, x, (r0 + k0) * C, 13)
-    elif C == 14:
-        for k0 in range(0, full, L):
-            _tr_in_group(xt, k0, K, x, (r0 + k0) * C, 14)
-    elif C == 15:
-        for k0 in range(0, full, L):
-            _tr_in_group(xt, k0, K, x, (r0 + k0) * C, 15)
-    elif C == 16:
-        for k0 in range(0, full, L):
-            _tr_in_group(xt, k0, K, x, (r0 + k0) * C, 16)
-    else:
-        full = 0
-    return full
-
-
-@jit
-def _tr_out_perm(g, xt, r0, nr, K):
-    """_tr_in_perm's inverse: g's rows [r0, r0 + nr - nr % L) from xt."""
-    C = g.shape[1]
-    L = 32 // g.itemsize
-    full = nr - nr % L
-    if C == 1:
-        for k0 in range(0, full, L):
-            _tr_out_group(g, (r0 + k0) * C, xt, k0, K, 1)
-    elif C == 2:
-        for k0 in range(0, full, L):
-            _tr_out_group(g, (r0 + k0) * C, xt, k0, K, 2)
-    elif C == 3:
-        for k0 in range(0, full, L):
-            _tr_out_group(g, (r0 + k0) * C, xt, k0, K, 3)
-    elif C == 4:
-        for k0 in range(0, full, L):
-            _tr_out_group(g, (r0 + k0) * C, xt, k0, K, 4)
-    elif C == 5:
-        for k0 in range(0, full, L):
-            _tr_out_group(g, (r0 + k0) * C, xt, k0, K, 5)
-    elif C == 6:
-        for k0 in range(0, full, L):
-            _tr_out_group(g, (r0 + k0) * C, xt, k0, K, 6)
-    elif C == 7:
-        for k0 in range(0, full, L):
-            _tr_out_group(g, (r0 + k0) * C, xt, k0, K, 7)
-    elif C == 8:
-        for k0 in range(0, full, L):
-            _tr_out_group(g, (r0 + k0) * C, xt, k0, K, 8)
-    elif C == 9:
-        for k0 in range(0, full, L):
-            _tr_out_group(g, (r0 + k0) * C, xt, k0, K, 9)
-    elif C == 10:
-        for k0 in range(0, full, L):
-            _tr_out_group(g, (r0 + k0) * C, xt, k0, K, 10)
-    elif C == 11:
-        for k0 in range(0, full, L):
-            _tr_out_group(g, (r0 + k0) * C, xt, k0, K, 11)
-    elif C == 12:
-        for k0 in range(0, full, L):
-            _tr_out_group(g, (r0 + k0) * C, xt, k0, K, 12)
-    elif C == 13:
-        for k0 in range(0, full, L):
-            _tr_out_group(g, (r0 + k0) * C, xt, k0, K, 13)
-    elif C == 14:
-        for k0 in range(0, full, L):
-            _tr_out_group(g, (r0 + k0) * C, xt, k0, K, 14)
-    elif C == 15:
-        for k0 in range(0, full, L):
-            _tr_out_group(g, (r0 + k0) * C, xt, k0, K, 15)
-    elif C == 16:
-        for k0 in range(0, full, L):
-            _tr_out_group(g, (r0 + k0) * C, xt, k0, K, 16)
-    else:
-        full = 0
-    return full
+def _tr_perm(dst, src, r0, nr, K, C, out):
+    """Rows [0, nr - nr % L) of the block (x's or g's rows r0 + k) by _tr_groups, L rows of
+    32 bytes at a time, out (a literal) its direction; returns the number of rows done
+    (0 for c > TR_MAX)."""
+    literally(out)
+    if C > TR_MAX:
+        return 0
+    L = 32 // src.itemsize
+    _tr_groups(dst, src, r0 * C, nr // L, K, C, out)
+    return nr - nr % L
 
 
 @inline
@@ -511,7 +400,7 @@ def _transpose_in(xt, x, r0, nr, K):
     """xt[j, k] = x[r0 + k, j] for the block's nr rows, 0 in the lanes past them: whole
     groups of rows by permutes, the rest by scalar copies."""
     C = x.shape[1]
-    k1 = _tr_in_perm(xt, x, r0, nr, K)
+    k1 = _tr_perm(xt, x, r0, nr, K, C, False)
     for k in range(k1, nr):
         for j in range(CE_SMALL):   # to c: the exit keeps the loop scalar (see above)
             if j == C:
@@ -528,7 +417,7 @@ def _transpose_in(xt, x, r0, nr, K):
 def _transpose_out(g, xt, r0, nr, K):
     """g[r0 + k, j] = xt[j, k] for the block's nr rows."""
     C = g.shape[1]
-    k1 = _tr_out_perm(g, xt, r0, nr, K)
+    k1 = _tr_perm(g, xt, r0, nr, K, C, True)
     for k in range(k1, nr):
         for j in range(CE_SMALL):
             if j == C:
