@@ -57,14 +57,16 @@ entry = _load()
 
 
 # the Numba backend's functions the fast path calls: entry.c's name -> the module's name
-_NUMBA = {"mse": "mse", "smooth_l2": "smooth_l2", "mae": "mae", "huber": "huber", "smooth_l1": "smooth_l1",
-          "sgd": "sgd"}
+_NUMBA = {k: k for k in ("mse", "smooth_l2", "mae", "huber", "smooth_l1", "sgd", "cross_entropy",
+                         "binary_cross_entropy", "binary_cross_entropy_with_logits", "hinge", "squared_hinge",
+                         "multi_margin")}
 _ROUTE = {"c": 1, "numba": 2}
 
 
 def bind_backend(name, mod):
     """Called by _config.module when a backend module is first imported: the Numba backend's
-    regression losses and sgd then take the fast path's checks too."""
+    losses (regression, binary, cross_entropy, multi_margin) and sgd then take the fast
+    path's checks too."""
     if name == "numba":
         for kname, fname in _NUMBA.items():
             entry.bind_py(kname, getattr(mod, fname))

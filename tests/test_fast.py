@@ -216,15 +216,77 @@ def test_numba_route_same_bits_as_checked_numba(rng, dt, reduction):
         np.testing.assert_array_equal(buf, ref[1])
     # the kernels without a Numba route decline it
     x = rng.random(10).astype(dt)
-    assert E.binary(11, x, x, "mean", True, None, None, "numba") is NotImplemented
     assert E.adam(x, x, x.copy(), x.copy(), None, 1, 1e-3, 0.9, 0.999, 1e-8, 0.0, False, False, False, 1.0,
                   "numba") is NotImplemented
     try:
         fastloss.set_backend("numba")
         assert E.ew(0, p, t, "mean", True, None, None, None) is not NotImplemented
-        assert E.binary(11, x, x, "mean", True, None, None, None) is NotImplemented
+        assert E.binary(11, x, x, "mean", True, None, None, None) is not NotImplemented
+        assert E.adam(x, x, x.copy(), x.copy(), None, 1, 1e-3, 0.9, 0.999, 1e-8, 0.0, False, False, False,
+                      1.0, None) is NotImplemented
     finally:
         fastloss.set_backend("c")
+
+
+@pytest.mark.parametrize("dt", DTYPES)
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_numba_route_classification_same_bits_as_checked_numba(rng, dt, reduction):
+    """The binary losses, cross_entropy and multi_margin with backend="numba": the fast
+    path's checks, then the Numba backend's function, exactly the checked path's results;
+    and what the checks refuse still raises the checked path's errors."""
+    pytest.importorskip("numba")
+    fastloss._config.module("numba")
+    n = 70001                                   # parallel at 2 threads
+    probs, u = rng.random(n).astype(dt), rng.random(n).astype(dt)
+    scores, signs = (rng.standard_normal(n) * 3).astype(dt), np.where(rng.random(n) < 0.5, -1, 1).astype(dt)
+    for name, kid, x, t, kw in [("binary_cross_entropy", 11, probs, u, {}),
+                                ("binary_cross_entropy_with_logits", 12, scores, u, {}),
+                                ("hinge", 13, scores, signs, {"margin": 0.7}),
+                                ("squared_hinge", 14, scores, signs, {"margin": 0.7})]:
+        fn = getattr(fastloss, name)
+        fast = E.binary(kid, x, t, reduction, True, None, kw.get("margin"), "numba")
+        assert fast is not NotImplemented, name
+        with _fast.checked_only():
+            slow = fn(x, t, reduction=reduction, backend="numba", **kw)
+        _same_loss(fast[0], slow[0])
+        np.testing.assert_array_equal(fast[1], slow[1])
+        _same_loss(fn(x, t, reduction=reduction, grad=False, backend="numba", **kw), slow[0])
+    bad = probs.copy()
+    bad[5] = -0.5
+    with pytest.raises(ValueError, match=r"position \(5,\)"):
+        fastloss.binary_cross_entropy(bad, u, backend="numba")
+    if reduction == "none":
+        return
+    for rows, c in [(1, 1), (65, 7), (300, 33), (9, 1000)]:
+        x = rng.standard_normal((rows, c)).astype(dt)
+        y = rng.integers(0, c, rows)
+        w = rng.random(c).astype(dt)
+        for wt in (None, w):
+            yi = y.copy()
+            yi[::4] = -100
+            fast = E.cross_entropy(x, yi, wt, -100, 0.1, reduction, True, None, "numba")
+            assert fast is not NotImplemented
+            with _fast.checked_only():
+                slow = fastloss.cross_entropy(x, yi, weight=wt, label_smoothing=0.1, reduction=reduction,
+                                              backend="numba")
+            _same_loss(fast[0], slow[0])
+            np.testing.assert_array_equal(fast[1], slow[1])
+            for p in (1, 2):
+                fast = E.multi_margin(x, y, p, 0.8, wt, reduction, True, None, "numba")
+                assert fast is not NotImplemented
+                with _fast.checked_only():
+                    slow = fastloss.multi_margin(x, y, p=p, margin=0.8, weight=wt, reduction=reduction,
+                                                 backend="numba")
+                _same_loss(fast[0], slow[0])
+                np.testing.assert_array_equal(fast[1], slow[1])
+                nograd = fastloss.multi_margin(x, y, p=p, margin=0.8, weight=wt, reduction=reduction, grad=False,
+                                               backend="numba")
+                with _fast.checked_only():
+                    _same_loss(nograd, fastloss.multi_margin(x, y, p=p, margin=0.8, weight=wt, reduction=reduction,
+                                                             grad=False, backend="numba"))
+        y[-1] = c
+        with pytest.raises(ValueError, match=f"class index {c}"):
+            fastloss.multi_margin(x, y, backend="numba")
 
 
 def test_declines_what_is_not_the_common_case(rng):

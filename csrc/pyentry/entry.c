@@ -91,6 +91,34 @@ static void release(arr_t *a)
     a->held = 0;
 }
 
+/* The Numba backend's function for kernel k on args; args[i] is a new reference when bit i
+ * of own is set (dropped here; NULL when its allocation failed).  Its float result in *s;
+ * 0 with a Python error set on failure. */
+static int numba_total(int k, PyObject **args, size_t nargs, unsigned own, double *s)
+{
+    int ok = 1;
+    for (size_t i = 0; i < nargs; i++) ok = ok && args[i] != NULL;
+    PyObject *res = ok ? call_numba(k, args, nargs) : NULL;
+    for (size_t i = 0; i < nargs; i++)
+        if (own >> i & 1) Py_XDECREF(args[i]);
+    if (!res) return 0;
+    *s = PyFloat_AsDouble(res);
+    Py_DECREF(res);
+    return !PyErr_Occurred();
+}
+
+/* after a failed numba_total: the arrays (NULL or held or not) released, the results
+ * dropped; NULL (the Python error stays set) */
+static PyObject *numba_failed(arr_t *a, arr_t *b, arr_t *c, arr_t *d, PyObject *gobj, PyObject *lobj)
+{
+    arr_t *all[4] = {a, b, c, d};
+    for (int i = 0; i < 4; i++)
+        if (all[i]) release(all[i]);
+    Py_XDECREF(gobj);
+    Py_XDECREF(lobj);
+    return NULL;
+}
+
 /* o as an exact ndarray, C-contiguous, aligned, of a float dtype (or int64 if want_int);
  * writeable if asked.  0 (no Python error set) when it is not that. */
 static int get(PyObject *o, arr_t *a, int writeable, int want_int)
@@ -291,38 +319,21 @@ static PyObject *ew(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     const double gscale = mode == 1 ? 1.0 / (double)n : 1.0;
     double s = 0.0;
     if (r == ROUTE_NUMBA) { /* backend.numba.<loss>(grad, loss, pred, target, gscale[, h]) */
-        PyObject *gs = PyFloat_FromDouble(gscale), *res = NULL;
-        if (gs) {
-            PyObject *a[6] = {gobj ? gobj : Py_None, lobj ? lobj : Py_None, args[1], args[2], gs, args[6]};
-            res = call_numba((int)k, a, k >= K_HUBER ? 6 : 5);
-            Py_DECREF(gs);
-        }
-        if (res) {
-            s = PyFloat_AsDouble(res);
-            Py_DECREF(res);
-        }
-        const int dt = p.dt;
-        release(&p);
-        release(&t);
-        release(&g);
-        release(&l);
-        if (PyErr_Occurred()) {
-            Py_XDECREF(gobj);
-            Py_XDECREF(lobj);
-            return NULL;
-        }
-        if (mode == NONE) return none_result(lobj, gobj);
-        return loss_result(dt, mode == 1 ? s / (double)n : s, gobj);
+        PyObject *a[6] = {gobj ? gobj : Py_None, lobj ? lobj : Py_None, args[1], args[2],
+                          PyFloat_FromDouble(gscale), args[6]};
+        if (!numba_total((int)k, a, k >= K_HUBER ? 6 : 5, 1u << 4, &s))
+            return numba_failed(&p, &t, &g, &l, gobj, lobj);
+    } else {
+        PyThreadState *ts = n >= NOGIL_MIN ? PyEval_SaveThread() : NULL;
+        void *gb = g.held ? g.v.buf : NULL, *lb = l.held ? l.v.buf : NULL;
+        if (k >= K_HUBER)
+            s = p.dt == 0 ? ((ew32h_fn)kern[k][0])(gb, lb, p.v.buf, t.v.buf, n, (float)gscale, (float)h)
+                          : ((ew64h_fn)kern[k][1])(gb, lb, p.v.buf, t.v.buf, n, gscale, h);
+        else
+            s = p.dt == 0 ? ((ew32_fn)kern[k][0])(gb, lb, p.v.buf, t.v.buf, n, (float)gscale)
+                          : ((ew64_fn)kern[k][1])(gb, lb, p.v.buf, t.v.buf, n, gscale);
+        if (ts) PyEval_RestoreThread(ts);
     }
-    PyThreadState *ts = n >= NOGIL_MIN ? PyEval_SaveThread() : NULL;
-    void *gb = g.held ? g.v.buf : NULL, *lb = l.held ? l.v.buf : NULL;
-    if (k >= K_HUBER)
-        s = p.dt == 0 ? ((ew32h_fn)kern[k][0])(gb, lb, p.v.buf, t.v.buf, n, (float)gscale, (float)h)
-                      : ((ew64h_fn)kern[k][1])(gb, lb, p.v.buf, t.v.buf, n, gscale, h);
-    else
-        s = p.dt == 0 ? ((ew32_fn)kern[k][0])(gb, lb, p.v.buf, t.v.buf, n, (float)gscale)
-                      : ((ew64_fn)kern[k][1])(gb, lb, p.v.buf, t.v.buf, n, gscale);
-    if (ts) PyEval_RestoreThread(ts);
     const int dt = p.dt;
     release(&p);
     release(&t);
@@ -357,7 +368,8 @@ static PyObject *binary(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     int64_t k;
     int want_grad, mode;
     double margin = 0.0;
-    if (loss_args(args, nargs, K_BCE, K_SQUARED_HINGE, &k, &mode, &want_grad, 0) != ROUTE_C) NOT_MINE;
+    const int r = loss_args(args, nargs, K_BCE, K_SQUARED_HINGE, &k, &mode, &want_grad, 1);
+    if (!r) NOT_MINE;
     if (k >= K_HINGE && !(pyfloat(args[6], &margin) && isfinite(margin))) NOT_MINE;
     arr_t x = {0}, t = {0}, g = {0};
     int ok = loss_pair(args[1], args[2], &x, &t);
@@ -380,17 +392,29 @@ static PyObject *binary(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     const int red = mode == NONE ? 0 : mode; /* the kernels' code for "none" is 0 */
     void *gb = g.held ? g.v.buf : NULL, *lb = l.held ? l.v.buf : NULL;
     double s;
-    PyThreadState *ts = n >= NOGIL_MIN ? PyEval_SaveThread() : NULL;
-    if (k == K_BCE)
-        s = x.dt == 0 ? ((bce32_fn)kern[k][0])(gb, lb, x.v.buf, t.v.buf, NULL, n, red)
-                      : ((bce64_fn)kern[k][1])(gb, lb, x.v.buf, t.v.buf, NULL, n, red);
-    else if (k == K_BCE_LOGITS)
-        s = x.dt == 0 ? ((bcel32_fn)kern[k][0])(gb, lb, x.v.buf, t.v.buf, NULL, NULL, n, c, red)
-                      : ((bcel64_fn)kern[k][1])(gb, lb, x.v.buf, t.v.buf, NULL, NULL, n, c, red);
-    else
-        s = x.dt == 0 ? ((hinge32_fn)kern[k][0])(gb, lb, x.v.buf, t.v.buf, NULL, n, (float)margin, red)
-                      : ((hinge64_fn)kern[k][1])(gb, lb, x.v.buf, t.v.buf, NULL, n, margin, red);
-    if (ts) PyEval_RestoreThread(ts);
+    if (r == ROUTE_NUMBA) { /* backend.numba.<loss>(grad, loss, x, target, weight, [pos_weight, c | margin,] reduction) */
+        PyObject *go = gobj ? gobj : Py_None, *lo = lobj ? lobj : Py_None;
+        PyObject *a[8] = {go, lo, args[1], args[2], Py_None};
+        size_t na;
+        unsigned own;
+        if (k == K_BCE) a[5] = PyLong_FromLong(red), na = 6, own = 1u << 5;
+        else if (k == K_BCE_LOGITS)
+            a[5] = Py_None, a[6] = PyLong_FromLongLong(c), a[7] = PyLong_FromLong(red), na = 8, own = 3u << 6;
+        else a[5] = args[6], a[6] = PyLong_FromLong(red), na = 7, own = 1u << 6;
+        if (!numba_total((int)k, a, na, own, &s)) return numba_failed(&x, &t, &g, &l, gobj, lobj);
+    } else {
+        PyThreadState *ts = n >= NOGIL_MIN ? PyEval_SaveThread() : NULL;
+        if (k == K_BCE)
+            s = x.dt == 0 ? ((bce32_fn)kern[k][0])(gb, lb, x.v.buf, t.v.buf, NULL, n, red)
+                          : ((bce64_fn)kern[k][1])(gb, lb, x.v.buf, t.v.buf, NULL, n, red);
+        else if (k == K_BCE_LOGITS)
+            s = x.dt == 0 ? ((bcel32_fn)kern[k][0])(gb, lb, x.v.buf, t.v.buf, NULL, NULL, n, c, red)
+                          : ((bcel64_fn)kern[k][1])(gb, lb, x.v.buf, t.v.buf, NULL, NULL, n, c, red);
+        else
+            s = x.dt == 0 ? ((hinge32_fn)kern[k][0])(gb, lb, x.v.buf, t.v.buf, NULL, n, (float)margin, red)
+                          : ((hinge64_fn)kern[k][1])(gb, lb, x.v.buf, t.v.buf, NULL, n, margin, red);
+        if (ts) PyEval_RestoreThread(ts);
+    }
     const int dt = x.dt;
     release(&x);
     release(&t);
@@ -650,7 +674,8 @@ static PyObject *class_result(int dt, double total, PyObject *gobj, arr_t *x, ar
 static PyObject *cross_entropy(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)self;
-    if (nargs != 9 || !accept(args[8])) NOT_MINE;
+    const int r = nargs == 9 ? route(args[8], K_CROSS_ENTROPY) : ROUTE_NONE;
+    if (!r) NOT_MINE;
     int64_t ignore;
     double eps;
     int mode, want_grad;
@@ -665,12 +690,19 @@ static PyObject *cross_entropy(PyObject *self, PyObject *const *args, Py_ssize_t
     const int64_t n = x.v.shape[0], c = x.v.shape[1];
     double s;
     void *gb = g.held ? g.v.buf : NULL, *wb = w.held ? w.v.buf : NULL;
-    PyThreadState *ts = n * c >= NOGIL_MIN ? PyEval_SaveThread() : NULL;
-    if (x.dt == 0)
-        s = ((ce32_fn)kern[K_CROSS_ENTROPY][0])(gb, NULL, x.v.buf, t.v.buf, wb, n, c, 1, ignore, (float)eps, mode);
-    else
-        s = ((ce64_fn)kern[K_CROSS_ENTROPY][1])(gb, NULL, x.v.buf, t.v.buf, wb, n, c, 1, ignore, eps, mode);
-    if (ts) PyEval_RestoreThread(ts);
+    if (r == ROUTE_NUMBA) { /* (grad, loss, logits, target, weight, n, c, s, ignore_index, label_smoothing, reduction) */
+        PyObject *a[11] = {gobj ? gobj : Py_None, Py_None, args[0], args[1], args[2], PyLong_FromLongLong(n),
+                           PyLong_FromLongLong(c), PyLong_FromLong(1), args[3], args[4], PyLong_FromLong(mode)};
+        if (!numba_total(K_CROSS_ENTROPY, a, 11, 1u << 5 | 1u << 6 | 1u << 7 | 1u << 10, &s))
+            return numba_failed(&x, &t, &g, &w, gobj, NULL);
+    } else {
+        PyThreadState *ts = n * c >= NOGIL_MIN ? PyEval_SaveThread() : NULL;
+        if (x.dt == 0)
+            s = ((ce32_fn)kern[K_CROSS_ENTROPY][0])(gb, NULL, x.v.buf, t.v.buf, wb, n, c, 1, ignore, (float)eps, mode);
+        else
+            s = ((ce64_fn)kern[K_CROSS_ENTROPY][1])(gb, NULL, x.v.buf, t.v.buf, wb, n, c, 1, ignore, eps, mode);
+        if (ts) PyEval_RestoreThread(ts);
+    }
     return class_result(x.dt, s, gobj, &x, &t, &g, &w);
 }
 
@@ -685,7 +717,8 @@ typedef double (*mm64_fn)(double *, double *, const double *, const int64_t *, c
 static PyObject *multi_margin(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)self;
-    if (nargs != 9 || !accept(args[8])) NOT_MINE;
+    const int r = nargs == 9 ? route(args[8], K_MULTI_MARGIN) : ROUTE_NONE;
+    if (!r) NOT_MINE;
     int64_t p;
     double margin;
     int mode, want_grad;
@@ -700,12 +733,19 @@ static PyObject *multi_margin(PyObject *self, PyObject *const *args, Py_ssize_t 
     const int64_t n = x.v.shape[0], c = x.v.shape[1];
     double s;
     void *gb = g.held ? g.v.buf : NULL, *wb = w.held ? w.v.buf : NULL;
-    PyThreadState *ts = n * c >= NOGIL_MIN ? PyEval_SaveThread() : NULL;
-    if (x.dt == 0)
-        s = ((mm32_fn)kern[K_MULTI_MARGIN][0])(gb, NULL, x.v.buf, t.v.buf, wb, n, c, (int)p, (float)margin, mode);
-    else
-        s = ((mm64_fn)kern[K_MULTI_MARGIN][1])(gb, NULL, x.v.buf, t.v.buf, wb, n, c, (int)p, margin, mode);
-    if (ts) PyEval_RestoreThread(ts);
+    if (r == ROUTE_NUMBA) { /* (grad, loss, logits, target, weight, n, c, p, margin, reduction) */
+        PyObject *a[10] = {gobj ? gobj : Py_None, Py_None, args[0], args[1], args[4], PyLong_FromLongLong(n),
+                           PyLong_FromLongLong(c), args[2], args[3], PyLong_FromLong(mode)};
+        if (!numba_total(K_MULTI_MARGIN, a, 10, 1u << 5 | 1u << 6 | 1u << 9, &s))
+            return numba_failed(&x, &t, &g, &w, gobj, NULL);
+    } else {
+        PyThreadState *ts = n * c >= NOGIL_MIN ? PyEval_SaveThread() : NULL;
+        if (x.dt == 0)
+            s = ((mm32_fn)kern[K_MULTI_MARGIN][0])(gb, NULL, x.v.buf, t.v.buf, wb, n, c, (int)p, (float)margin, mode);
+        else
+            s = ((mm64_fn)kern[K_MULTI_MARGIN][1])(gb, NULL, x.v.buf, t.v.buf, wb, n, c, (int)p, margin, mode);
+        if (ts) PyEval_RestoreThread(ts);
+    }
     return class_result(x.dt, s, gobj, &x, &t, &g, &w);
 }
 
