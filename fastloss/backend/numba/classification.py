@@ -32,32 +32,16 @@ from . import vmath
 from ._common import bounds, inline, jit, kernel
 
 
-def vexp(x):
-    raise NotImplementedError  # resolved by the overload inside jit code
+def _dtype_dispatched(name):
+    """A function that exists only to be overloaded below (by dtype): callable in jit code."""
+    def f(x):
+        raise NotImplementedError  # resolved by the overload inside jit code
+    f.__name__ = f.__qualname__ = name
+    return f
 
 
-def vexpn(x):
-    raise NotImplementedError
-
-
-def vlog(x):
-    raise NotImplementedError
-
-
-def vlog1p(x):
-    raise NotImplementedError
-
-
-def vlog01c(x):
-    raise NotImplementedError
-
-
-def vlog1m01c(x):
-    raise NotImplementedError
-
-
-def vlog1p01(x):
-    raise NotImplementedError
+vexp, vexpn, vlog, vlog1p, vlog01c, vlog1m01c, vlog1p01 = map(
+    _dtype_dispatched, ("vexp", "vexpn", "vlog", "vlog1p", "vlog01c", "vlog1m01c", "vlog1p01"))
 
 
 def _by_dtype(f32, f64):
