@@ -26,6 +26,17 @@ def _same_loss(a, b):
     np.testing.assert_array_equal(a, b)
 
 
+def _same_as_checked_numba(fast, fn, x, t, reduction, kw):
+    """fast (the entry's (loss, grad)) equals fn's checked Numba path bit for bit, and the
+    public loss-only call gives the same loss"""
+    assert fast is not NotImplemented, fn.__name__
+    with _fast.checked_only():
+        slow = fn(x, t, reduction=reduction, backend="numba", **kw)
+    _same_loss(fast[0], slow[0])
+    np.testing.assert_array_equal(fast[1], slow[1])
+    _same_loss(fn(x, t, reduction=reduction, grad=False, backend="numba", **kw), slow[0])
+
+
 def test_fast_path_is_built_and_on():
     assert E.__name__ == "fastloss._entry", "the C fast path was not built"
     p = np.ones(3, np.float32)
@@ -194,13 +205,7 @@ def test_numba_route_same_bits_as_checked_numba(rng, dt, reduction):
     for name, kid, kw in REGRESSION:
         fn = getattr(fastloss, name)
         hyper = next(iter(kw.values()), None)
-        fast = E.ew(kid, p, t, reduction, True, None, hyper, "numba")
-        assert fast is not NotImplemented, name
-        with _fast.checked_only():
-            slow = fn(p, t, reduction=reduction, backend="numba", **kw)
-        _same_loss(fast[0], slow[0])
-        np.testing.assert_array_equal(fast[1], slow[1])
-        _same_loss(fn(p, t, reduction=reduction, grad=False, backend="numba", **kw), slow[0])
+        _same_as_checked_numba(E.ew(kid, p, t, reduction, True, None, hyper, "numba"), fn, p, t, reduction, kw)
     cases = [dict(step=3, lr=0.1, momentum=0.9, dampening=0.1, weight_decay=0.01),
              dict(step=1, lr=0.1, momentum=0.9, nesterov=True, maximize=True), dict(step=2, lr=0.1)]
     for kw in cases:
@@ -245,12 +250,7 @@ def test_numba_route_classification_same_bits_as_checked_numba(rng, dt, reductio
                                 ("squared_hinge", 14, scores, signs, {"margin": 0.7})]:
         fn = getattr(fastloss, name)
         fast = E.binary(kid, x, t, reduction, True, None, kw.get("margin"), "numba")
-        assert fast is not NotImplemented, name
-        with _fast.checked_only():
-            slow = fn(x, t, reduction=reduction, backend="numba", **kw)
-        _same_loss(fast[0], slow[0])
-        np.testing.assert_array_equal(fast[1], slow[1])
-        _same_loss(fn(x, t, reduction=reduction, grad=False, backend="numba", **kw), slow[0])
+        _same_as_checked_numba(fast, fn, x, t, reduction, kw)
     bad = probs.copy()
     bad[5] = -0.5
     with pytest.raises(ValueError, match=r"position \(5,\)"):
