@@ -89,6 +89,8 @@ def set_num_threads(n):
     _threads = n
     for mod in _loaded.values():
         mod.set_num_threads(n)
+    from . import _fast   # the fast path's C kernels, with or without the "c" module loaded
+    _fast.set_num_threads(n)
 
 
 def get_num_threads():

@@ -30,6 +30,10 @@ class _Declines:
         pass
 
 
+def _no_lib_threads(n):
+    pass
+
+
 # the kernels the fast path calls: entry.c's name -> (float32 symbol, float64 symbol)
 _KERNELS = {name: (f"fl_{name}_f32", f"fl_{name}_f64")
             for name in ("mse", "smooth_l2", "mae", "huber", "smooth_l1", "sgd", "adam", "adagrad",
@@ -40,20 +44,24 @@ _KERNELS["first_bad_target"] = ("fl_first_bad_target", "fl_first_bad_target")
 
 
 def _load():
+    """(entry, set_threads): the bound entry module and the C library's thread setter (the
+    fast path calls the C kernels without importing the "c" backend module, so
+    _config.set_num_threads reaches the library through here)."""
     try:
         import numpy as np
 
         from . import _entry
         from ._fastloss_c import ffi, lib
     except ImportError:
-        return _Declines()
+        return _Declines(), _no_lib_threads
     for name, syms in _KERNELS.items():
         _entry.bind(name, *(int(ffi.cast("uintptr_t", ffi.addressof(lib, s))) for s in syms))
     _entry.setup(np.ndarray, np.float32, np.float64, np.empty_like)
-    return _entry
+    lib.fl_set_num_threads(_config.get_num_threads())
+    return _entry, lib.fl_set_num_threads
 
 
-entry = _load()
+entry, set_num_threads = _load()
 
 
 # the Numba backend's functions the fast path calls: entry.c's name -> the module's name

@@ -73,6 +73,18 @@ def test_threads():
         fastloss.set_num_threads(n0)
 
 
+def test_threads_reach_the_fast_path_before_any_backend_module_loads():
+    """The fast path calls the C kernels without importing the "c" backend module: the
+    library's count must follow set_num_threads all the same (it did not: 2 threads ran)."""
+    code = ("import os, fastloss; from fastloss._fastloss_c import lib; "
+            "import numpy as np; x = np.ones(4, np.float32); "
+            "a = lib.fl_get_num_threads(); fastloss.set_num_threads(1); fastloss.mse(x, x); "
+            "b = lib.fl_get_num_threads(); fastloss.set_num_threads(3); "
+            "print(a == len(os.sched_getaffinity(0)), b, lib.fl_get_num_threads())")
+    r = _python(code)
+    assert r.returncode == 0 and r.stdout.split() == ["True", "1", "3"], (r.stdout, r.stderr)
+
+
 @pytest.mark.parametrize("backend", ["c", "numba"])
 def test_concurrent_calls_from_8_threads(backend):
     """Large inputs (the parallel path) from 8 Python threads at once: correct results, no
