@@ -441,8 +441,9 @@ FL_CLONES static double SFX(ce_prob_chunk)(const void *ctx, int64_t lo, int64_t 
 #undef FL_CE_BLOCKS
 #undef FL_CE_SMALL
 
-/* samples per thread before going parallel: ~32k logits of work each */
-static int64_t SFX(ce_grain)(int64_t c) { return c >= FL_GRAIN_STREAM ? 1 : FL_GRAIN_STREAM / c; }
+/* samples per thread before going parallel: ~FL_GRAIN_LOGITS logits of work each, and at
+ * least the 16 rows fl_parallel_sum hands out at a time (else the second thread gets none) */
+static int64_t SFX(ce_grain)(int64_t c) { return c >= FL_GRAIN_LOGITS / 16 ? 16 : FL_GRAIN_LOGITS / c; }
 
 static T SFX(ce_wtotal)(const T *weight, int64_t c)
 {

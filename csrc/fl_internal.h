@@ -34,5 +34,9 @@ double fl_parallel_sum(int64_t n, int64_t grain, fl_chunk_fn fn, const void *ctx
  * bench/NOTES.md: a 2-thread OpenMP region costs ~1-2 us here, one streaming element
  * ~0.1-0.3 ns per byte-stream, so below ~32k elements one thread wins. */
 #define FL_GRAIN_STREAM 32768
+/* the same for cross_entropy / multi_margin, in logits per thread: their work costs 0.5-1 ns
+ * per logit on one thread (~10x a streamed element), so the streaming grain kept calls of up
+ * to ~30 us on one thread while fork + join costs ~1 us (bench/NOTES.md, session 6) */
+#define FL_GRAIN_LOGITS 2048
 
 #endif /* FL_INTERNAL_H */
