@@ -664,40 +664,43 @@ FL_BIN_LOSS(squared_hinge, 0)
 #undef FL_BIN_W
 #undef FL_BIN_LOSS
 
-static double SFX(bin_run)(fl_chunk_fn fn, T *grad, T *loss, const T *x, const T *t, const T *weight,
-                           const T *aux, int64_t n, int64_t period, T c0, int reduction)
+/* grain: FL_GRAIN_LOGITS for the two with a log / exp per element (~1 ns each on one thread),
+ * a quarter of the streaming grain for the hinge losses (compare and multiply) */
+static double SFX(bin_run)(fl_chunk_fn fn, int64_t grain, T *grad, T *loss, const T *x, const T *t,
+                           const T *weight, const T *aux, int64_t n, int64_t period, T c0, int reduction)
 {
     SFX(binctx) c = {grad, reduction == 0 ? loss : NULL, x, t, weight, aux, period > 0 ? period : 1,
                      (T)(reduction == 1 && n > 0 ? 1.0 / (double)n : 1.0), {c0, 0}};
-    const double total = fl_parallel_sum(n, FL_GRAIN_STREAM / 4, fn, &c);
+    const double total = fl_parallel_sum(n, grain, fn, &c);
     return reduction == 1 ? total / (double)n : total;
 }
 
 double SFX(fl_binary_cross_entropy)(T *grad, T *loss, const T *prob, const T *target, const T *weight,
                                     int64_t n, int reduction)
 {
-    return SFX(bin_run)(SFX(bce_chunk), grad, loss, prob, target, weight, NULL, n, 1, 0, reduction);
+    return SFX(bin_run)(SFX(bce_chunk), FL_GRAIN_LOGITS, grad, loss, prob, target, weight, NULL, n, 1, 0, reduction);
 }
 
 double SFX(fl_binary_cross_entropy_with_logits)(T *grad, T *loss, const T *logits, const T *target,
                                                 const T *weight, const T *pos_weight, int64_t n,
                                                 int64_t c, int reduction)
 {
-    return SFX(bin_run)(SFX(bce_logits_chunk), grad, loss, logits, target, weight, pos_weight, n, c, 0,
-                        reduction);
+    return SFX(bin_run)(SFX(bce_logits_chunk), FL_GRAIN_LOGITS, grad, loss, logits, target, weight, pos_weight,
+                        n, c, 0, reduction);
 }
 
 double SFX(fl_hinge)(T *grad, T *loss, const T *scores, const T *target, const T *weight, int64_t n,
                      T margin, int reduction)
 {
-    return SFX(bin_run)(SFX(hinge_chunk), grad, loss, scores, target, weight, NULL, n, 1, margin, reduction);
+    return SFX(bin_run)(SFX(hinge_chunk), FL_GRAIN_STREAM / 4, grad, loss, scores, target, weight, NULL, n, 1,
+                        margin, reduction);
 }
 
 double SFX(fl_squared_hinge)(T *grad, T *loss, const T *scores, const T *target, const T *weight,
                              int64_t n, T margin, int reduction)
 {
-    return SFX(bin_run)(SFX(squared_hinge_chunk), grad, loss, scores, target, weight, NULL, n, 1, margin,
-                        reduction);
+    return SFX(bin_run)(SFX(squared_hinge_chunk), FL_GRAIN_STREAM / 4, grad, loss, scores, target, weight, NULL,
+                        n, 1, margin, reduction);
 }
 
 /* ============================================================= multi-class margin

@@ -38,5 +38,8 @@ double fl_parallel_sum(int64_t n, int64_t grain, fl_chunk_fn fn, const void *ctx
  * per logit on one thread (~10x a streamed element), so the streaming grain kept calls of up
  * to ~30 us on one thread while fork + join costs ~1 us (bench/NOTES.md, session 6) */
 #define FL_GRAIN_LOGITS 2048
+/* the same for Adam / Adagrad / RMSprop (elements): a sqrt and a divide each, ~1 cycle per
+ * element on one thread, so 2 threads win from ~8k elements (32768: 9.8 -> 6.1 us) */
+#define FL_GRAIN_SQRT 4096
 
 #endif /* FL_INTERNAL_H */
