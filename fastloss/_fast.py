@@ -39,7 +39,7 @@ _KERNELS = {name: (f"fl_{name}_f32", f"fl_{name}_f64")
             for name in ("mse", "smooth_l2", "mae", "huber", "smooth_l1", "sgd", "adam", "adagrad",
                          "rmsprop", "cross_entropy", "binary_cross_entropy",
                          "binary_cross_entropy_with_logits", "hinge", "squared_hinge", "first_outside",
-                         "first_not_sign", "multi_margin")}
+                         "first_not_sign", "multi_margin", "cross_entropy_prob")}
 _KERNELS["first_bad_target"] = ("fl_first_bad_target", "fl_first_bad_target")
 
 
@@ -66,8 +66,8 @@ entry, set_num_threads = _load()
 
 # the Numba backend's functions the fast path calls: entry.c's name -> the module's name
 _NUMBA = {k: k for k in ("mse", "smooth_l2", "mae", "huber", "smooth_l1", "sgd", "cross_entropy",
-                         "binary_cross_entropy", "binary_cross_entropy_with_logits", "hinge", "squared_hinge",
-                         "multi_margin")}
+                         "cross_entropy_prob", "binary_cross_entropy", "binary_cross_entropy_with_logits",
+                         "hinge", "squared_hinge", "multi_margin")}
 _ROUTE = {"c": 1, "numba": 2}
 
 

@@ -75,7 +75,7 @@ def cross_entropy(logits, target, *, weight=None, ignore_index=-100, label_smoot
       ``(loss, grad)`` or ``loss``.
     Reference: https://pytorch.org/docs/stable/generated/torch.nn.functional.cross_entropy.html
     """
-    # the C fast path, for (N, C) logits and index targets (fastloss._fast)
+    # the C fast path, for (N, C) logits and index or probability targets (fastloss._fast)
     r = _E.cross_entropy(logits, target, weight, ignore_index, label_smoothing, reduction, grad, out, backend)
     if r is not NotImplemented:
         return r

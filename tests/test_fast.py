@@ -157,6 +157,47 @@ def test_cross_entropy_same_bits_as_checked_path(rng, dt, reduction):
             np.testing.assert_array_equal(xc, slow[1])
 
 
+def _soft_targets(rng, n, c, dt):
+    q = rng.random((n, c)).astype(dt)
+    return (q / q.sum(axis=1, keepdims=True)).astype(dt)
+
+
+@pytest.mark.parametrize("dt", DTYPES)
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize("backend", [None, "numba"])
+def test_cross_entropy_probabilities_same_bits_as_checked_path(rng, dt, reduction, backend):
+    """Class-probability targets: the fast path (C, or the Numba route) gives the checked
+    path's bits, with out= a fresh buffer, the logits or the target itself."""
+    if backend == "numba":
+        pytest.importorskip("numba")
+        fastloss._config.module("numba")
+    for n, c in [(1, 1), (17, 10), (256, 10), (33, 1000), (3000, 7)]:
+        x = rng.standard_normal((n, c)).astype(dt)
+        q = _soft_targets(rng, n, c, dt)
+        for w in (None, rng.random(c).astype(dt)):
+            fast = E.cross_entropy(x, q, w, -100, 0.1, reduction, True, None, backend)
+            assert fast is not NotImplemented
+            with _fast.checked_only():
+                slow = fastloss.cross_entropy(x, q, weight=w, label_smoothing=0.1, reduction=reduction,
+                                              backend=backend)
+            _same_loss(fast[0], slow[0])
+            np.testing.assert_array_equal(fast[1], slow[1])
+            _same_loss(fastloss.cross_entropy(x, q, weight=w, label_smoothing=0.1, reduction=reduction,
+                                              grad=False, backend=backend), slow[0])
+            for alias in ("logits", "target"):
+                xc, qc = x.copy(), q.copy()
+                out = xc if alias == "logits" else qc
+                loss, g = fastloss.cross_entropy(xc, qc, weight=w, label_smoothing=0.1, reduction=reduction,
+                                                 out=out, backend=backend)
+                assert g is out
+                with _fast.checked_only():
+                    xs, qs = x.copy(), q.copy()
+                    ref = fastloss.cross_entropy(xs, qs, weight=w, label_smoothing=0.1, reduction=reduction,
+                                                 out=xs if alias == "logits" else qs, backend=backend)
+                _same_loss(loss, ref[0])
+                np.testing.assert_array_equal(g, ref[1])
+
+
 @pytest.mark.parametrize("dt", DTYPES)
 @pytest.mark.parametrize("reduction", ["mean", "sum"])
 @pytest.mark.parametrize("p", [1, 2])
@@ -325,6 +366,21 @@ def test_declines_what_is_not_the_common_case(rng):
                  (x[0], y[:1], None, -100, 0.0, "mean", True, None),               # unbatched
                  (np.zeros((3, 0), np.float32), [0, 0, 0], None, -100, 0.0, "mean", True, None)]:
         assert E.cross_entropy(*args, None) is NotImplemented
+    q = _soft_targets(rng, 8, 5, np.float32)
+    g = np.empty_like(x)
+    for args in [(x, q.astype(np.float64), None, -100, 0.0, "mean", True, None),   # targets' dtype
+                 (x, q[:, :4].copy(), None, -100, 0.0, "mean", True, None),          # targets' shape
+                 (x, q.T.copy().T, None, -100, 0.0, "mean", True, None),             # not C-contiguous
+                 (x, q, np.ones(5, np.float64), -100, 0.0, "mean", True, None),      # weights' dtype
+                 (x, q, None, -100, 0.0, "none", True, None),                         # per-sample losses
+                 (x, q, None, -100, 0.0, "mean", True, g[:4]),                        # out's shape
+                 (x[0], q[0], None, -100, 0.0, "mean", True, None)]:                  # unbatched
+        assert E.cross_entropy(*args, None) is NotImplemented
+    buf = np.zeros(41, np.float32)
+    xs, qs = buf[:40].reshape(8, 5), buf[1:].reshape(8, 5)   # out overlapping an input, not equal to it
+    assert E.cross_entropy(xs, q, None, -100, 0.0, "mean", True, qs, None) is NotImplemented
+    assert E.cross_entropy(x, xs, None, -100, 0.0, "mean", True, qs, None) is NotImplemented
+    assert not buf.any()
     for args in [(x, y.astype(np.int32), 1, 1.0, None),          # int32 targets
                  (x, np.where(y == 0, 5, y), 1, 1.0, None),      # target out of range
                  (x, np.where(y == 0, -1, y), 1, 1.0, None),     # negative target

@@ -32,12 +32,12 @@
 enum {
     K_MSE, K_SMOOTH_L2, K_MAE, K_HUBER, K_SMOOTH_L1, K_SGD, K_ADAM, K_ADAGRAD, K_RMSPROP,
     K_CROSS_ENTROPY, K_FIRST_BAD_TARGET, K_BCE, K_BCE_LOGITS, K_HINGE, K_SQUARED_HINGE,
-    K_FIRST_OUTSIDE, K_FIRST_NOT_SIGN, K_MULTI_MARGIN, K_COUNT
+    K_FIRST_OUTSIDE, K_FIRST_NOT_SIGN, K_MULTI_MARGIN, K_CROSS_ENTROPY_PROB, K_COUNT
 };
 static const char *const kernel_names[K_COUNT] = {
     "mse", "smooth_l2", "mae", "huber", "smooth_l1", "sgd", "adam", "adagrad", "rmsprop",
     "cross_entropy", "first_bad_target", "binary_cross_entropy", "binary_cross_entropy_with_logits",
-    "hinge", "squared_hinge", "first_outside", "first_not_sign", "multi_margin",
+    "hinge", "squared_hinge", "first_outside", "first_not_sign", "multi_margin", "cross_entropy_prob",
 };
 static void *kern[K_COUNT][2]; /* [kernel][0: float32, 1: float64] */
 enum { ROUTE_NONE, ROUTE_C, ROUTE_NUMBA };
@@ -667,23 +667,70 @@ static PyObject *class_result(int dt, double total, PyObject *gobj, arr_t *x, ar
     return loss_result(dt, total, gobj);
 }
 
+typedef double (*cep32_fn)(float *, float *, const float *, const float *, const float *, int64_t, int64_t,
+                           int64_t, float, int);
+typedef double (*cep64_fn)(double *, double *, const double *, const double *, const double *, int64_t,
+                           int64_t, int64_t, double, int);
+
+/* cross_entropy with class probabilities t (held; released here): (N, C) logits and targets of
+ * one float dtype, the
+ * gradient buffer (which may be the target itself, as on the Python path) and class weights
+ * as for index targets; no value is checked (the Python path checks none either). */
+static PyObject *cross_entropy_prob(PyObject *const *args, arr_t *tp, int r, double eps, int mode, int want_grad)
+{
+    arr_t x = {0}, t = *tp, g = {0}, w = {0};
+    PyObject *gobj = NULL;
+    int ok = get(args[0], &x, 0, 0) && x.v.ndim == 2 && x.v.shape[0] >= 1 && x.v.shape[1] >= 1 &&
+             t.dt == x.dt && same_shape(&t, &x);
+    if (ok && want_grad) ok = (gobj = grad_buffer(args[7], args[0], &x, &t, &g)) != NULL;
+    if (ok) ok = class_weights(args[2], &w, &x, x.v.shape[1], &g);
+    if (!ok) {
+        Py_XDECREF(gobj);
+        release(&g);
+        return decline(&x, &t);
+    }
+    const int64_t n = x.v.shape[0], c = x.v.shape[1];
+    double s;
+    void *gb = g.held ? g.v.buf : NULL, *wb = w.held ? w.v.buf : NULL;
+    if (r == ROUTE_NUMBA) { /* (grad, loss, logits, target, weight, n, c, s, label_smoothing, reduction) */
+        PyObject *a[10] = {gobj ? gobj : Py_None, Py_None, args[0], args[1], args[2], PyLong_FromLongLong(n),
+                           PyLong_FromLongLong(c), PyLong_FromLong(1), args[4], PyLong_FromLong(mode)};
+        if (!numba_total(K_CROSS_ENTROPY_PROB, a, 10, 1u << 5 | 1u << 6 | 1u << 7 | 1u << 9, &s))
+            return numba_failed(&x, &t, &g, &w, gobj, NULL);
+    } else {
+        PyThreadState *ts = n * c >= NOGIL_MIN ? PyEval_SaveThread() : NULL;
+        if (x.dt == 0)
+            s = ((cep32_fn)kern[K_CROSS_ENTROPY_PROB][0])(gb, NULL, x.v.buf, t.v.buf, wb, n, c, 1, (float)eps, mode);
+        else
+            s = ((cep64_fn)kern[K_CROSS_ENTROPY_PROB][1])(gb, NULL, x.v.buf, t.v.buf, wb, n, c, 1, eps, mode);
+        if (ts) PyEval_RestoreThread(ts);
+    }
+    return class_result(x.dt, s, gobj, &x, &t, &g, &w);
+}
+
 /* cross_entropy(logits, target, weight, ignore_index, label_smoothing, reduction, grad, out,
  *               backend):
  * (N, C) logits, int64 class indices (N,), class weights None or (C,), "mean" or "sum",
- * every target in [0, C) or ignore_index (else the Python path names the bad one). */
+ * every target in [0, C) or ignore_index (else the Python path names the bad one); or float
+ * class probabilities of the logits' shape and dtype (cross_entropy_prob). */
 static PyObject *cross_entropy(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)self;
-    const int r = nargs == 9 ? route(args[8], K_CROSS_ENTROPY) : ROUTE_NONE;
-    if (!r) NOT_MINE;
     int64_t ignore;
     double eps;
     int mode, want_grad;
-    if (!pyint(args[3], &ignore) || !pyfloat(args[4], &eps) || !(eps >= 0.0 && eps <= 1.0) ||
+    if (nargs != 9 || !pyint(args[3], &ignore) || !pyfloat(args[4], &eps) || !(eps >= 0.0 && eps <= 1.0) ||
         !(mode = reduction_mode(args[5])) || mode == NONE || !pybool(args[6], &want_grad) ||
         (!want_grad && args[7] != Py_None))
         NOT_MINE;
     arr_t x = {0}, t = {0}, g = {0}, w = {0};
+    if (get(args[1], &t, 0, 0)) { /* a float target: class probabilities */
+        const int rp = route(args[8], K_CROSS_ENTROPY_PROB);
+        if (!rp) return decline(&x, &t);
+        return cross_entropy_prob(args, &t, rp, eps, mode, want_grad);
+    }
+    const int r = route(args[8], K_CROSS_ENTROPY);
+    if (!r) NOT_MINE;
     PyObject *gobj;
     if (!class_args(args[0], args[1], args[2], args[7], want_grad, ignore, &x, &t, &g, &w, &gobj))
         return decline(&x, &t);
