@@ -31,6 +31,7 @@ import json
 import math
 import os
 import platform
+import statistics
 import shutil
 import subprocess
 import sys
@@ -1023,7 +1024,13 @@ def measure_case(case, impls=None, min_time=0.05, repeats=5, rounds=3, progress=
     every available impl (or those in `impls`) and the roofline.  Every impl is built first,
     then timed in `rounds` round-robin rounds (each a best_time of `repeats` batches; the
     minimum over rounds is kept), so a burst of load from another process spoils one round of
-    every row rather than every round of one row."""
+    every row rather than every round of one row.
+
+    A case whose arrays are larger than twice the last-level cache streams from DRAM, whose
+    bandwidth on this shared host moves with other tenants (copy loops at 45 and at 106 GB/s
+    minutes apart, and from one second to the next): there each row also gets "pair_ratio",
+    the median over PAIRS single calls of (roofline pass / the row's call) timed back to
+    back, so that its fraction of the roofline compares two timings of one moment."""
     calls, res = _build_rows(case, impls, peers, progress, lambda: {"s": math.inf})
     rl = roofline() if impls is None or "roofline" in impls else None
     roof = rl.batches(case.pattern, case.elements) if rl is not None else {}
@@ -1043,6 +1050,15 @@ def measure_case(case, impls=None, min_time=0.05, repeats=5, rounds=3, progress=
             if quiet:
                 quiet.wait()
             best_roof[t] = min(best_time(batch, min_time, repeats), best_roof.get(t, math.inf))
+    if roof and case.nbytes > 2 * largest_cache_bytes():
+        one_roof = roof[max(roof)]
+        for impl, f in calls.items():
+            if quiet:
+                quiet.wait()
+            try:
+                res[impl]["pair_ratio"] = pair_ratio(lambda: one_roof(1), _timed(f))
+            except Exception as e:   # timed fine above: keep its time, say why there is no ratio
+                res[impl]["detail"] += f" (no paired ratio: {_failure(e)})"
     calls = roof = None
     _inputs.cache_clear()
     if best_roof:
@@ -1050,6 +1066,24 @@ def measure_case(case, impls=None, min_time=0.05, repeats=5, rounds=3, progress=
         res["roofline"] = {"s": s, "threads": t,
                            "detail": f"copy loop, {case.pattern}, {t} thread{'s' if t > 1 else ''}, timed in C"}
     return res
+
+
+PAIRS = 15
+
+
+def pair_ratio(ref, run, pairs=PAIRS):
+    """The median over `pairs` of ref() / run(), each pair timed back to back (seconds of one
+    call each), alternating which goes first so that a drift in between cancels."""
+    ratios = []
+    for k in range(pairs):
+        if k % 2:
+            b = run()
+            a = ref()
+        else:
+            a = ref()
+            b = run()
+        ratios.append(a / b)
+    return statistics.median(ratios)
 
 
 def _build_rows(case, impls, peers, progress, init):
@@ -1195,6 +1229,7 @@ def case_rows(case, measured, mode="warm"):
     rows = []
     for impl, m in measured.items():
         t = m["s"]
+        ratio = m.get("pair_ratio")      # DRAM-bound cases: against the roofline of the same moments
         rows.append({
             "kernel": case.kernel, "size": case.label, "elements": case.elements, "impl": impl,
             "label": IMPL_LABELS[impl], "detail": m["detail"],
@@ -1202,8 +1237,9 @@ def case_rows(case, measured, mode="warm"):
             "bytes": case.nbytes, "streams": case.pattern.streams,
             "GB/s": None if t is None else case.nbytes / t / 1e9,
             "roofline_us": None if roof_s is None else roof_s * 1e6,
+            "roofline_paired": ratio is not None,
             "roofline_threads": roof["threads"] if roof else None,
-            "of_roofline": None if (roof_s is None or t is None) else roof_s / t,
+            "of_roofline": ratio if ratio is not None else (None if (roof_s is None or t is None) else roof_s / t),
             "vs_c": _ratio(t, t_c), "vs_numba": _ratio(t, t_nb),
             "threads": _config.get_num_threads(),
             "mode": mode, "stat": "median" if mode == "cold" else "min",
@@ -1428,6 +1464,9 @@ def format_case(case, rows):
         for r in rows:
             lines.append(f"  {r['label']:<31} {_f(r['us'], '11.2f', 'failed'):>11} {_f(r['GB/s'], '7.1f'):>7} "
                          f"{_f(r['of_roofline'], '11.2f'):>11}  {r['detail']}")
+        if any(r.get("roofline_paired") for r in rows):
+            lines.append(f"  (DRAM-bound: 'of roofline' is the median of {PAIRS} single calls each timed back "
+                         "to back with a roofline pass, not the ratio of the times shown)")
     by = {r["impl"]: r for r in rows}
     peers = [i for i in ("c-1tensor",) + PEER_IMPLS if i in by and by[i]["us"] is not None]
     mine = [i for i in ("c", "numba") if i in by and by[i]["us"] is not None]

@@ -114,3 +114,26 @@ def test_run_queue_wait_reads_this_process():
         pytest.skip("no schedstat here")
     assert w.total() >= a and w.fds
     w.close()
+
+
+def test_dram_bound_rows_use_the_roofline_timed_next_to_them(monkeypatch):
+    """Past twice the last-level cache each row's fraction is the median ratio of single
+    calls timed back to back with a roofline pass (the host's DRAM bandwidth drifts);
+    smaller cases keep the ratio of the best times."""
+    case = _bench.cases(["adam"], sizes=(100_000,))[0]       # 2.8 MB per call
+    a = {"c": {"s": 2.0, "pair_ratio": 0.8, "detail": "x", "threads": None},
+         "numba": {"s": 4.0, "detail": "x", "threads": None},
+         "roofline": {"s": 0.5, "threads": 2, "detail": "copy"}}
+    by = {r["impl"]: r for r in _bench.case_rows(case, a)}
+    assert by["c"]["of_roofline"] == pytest.approx(0.8) and by["c"]["roofline_paired"]
+    assert by["numba"]["of_roofline"] == pytest.approx(0.125) and not by["numba"]["roofline_paired"]
+    assert by["roofline"]["of_roofline"] == pytest.approx(1.0)
+    assert "DRAM-bound" in _bench.format_case(case, list(by.values()))
+    seq = iter([3.0, 1.0, 4.0, 2.0, 5.0, 10.0])     # ref, run / run, ref / ref, run: 3, 0.5, 0.5
+    assert _bench.pair_ratio(lambda: next(seq), lambda: next(seq), pairs=3) == pytest.approx(0.5)
+    for llc, paired in ((1 << 20, True), (64 << 20, False)):
+        monkeypatch.setattr(_bench, "largest_cache_bytes", lambda llc=llc: llc)
+        m = _bench.measure_case(case, impls=["c", "roofline"], min_time=0.001, repeats=2, rounds=2)
+        assert ("pair_ratio" in m["c"]) == paired and m["c"]["s"] > 0 and m["roofline"]["s"] > 0
+        if paired:
+            assert 0.05 < m["c"]["pair_ratio"] < 5
