@@ -129,11 +129,21 @@ def test_dram_bound_rows_use_the_roofline_timed_next_to_them(monkeypatch):
     assert by["numba"]["of_roofline"] == pytest.approx(0.125) and not by["numba"]["roofline_paired"]
     assert by["roofline"]["of_roofline"] == pytest.approx(1.0)
     assert "DRAM-bound" in _bench.format_case(case, list(by.values()))
+    a["c"]["speedup"] = {"torch": 3.0, "numba": 1.5}
+    a["torch"] = {"s": 5.0, "detail": "t", "threads": None}
+    by = {r["impl"]: r for r in _bench.case_rows(case, a)}
+    assert _bench.speedup_of(by["c"], by["torch"]) == 3.0 and by["numba"]["vs_c"] == 1.5   # paired
+    assert _bench.speedup_of(by["numba"], by["torch"]) == pytest.approx(1.25)           # 5.0 / 4.0
     seq = iter([3.0, 1.0, 4.0, 2.0, 5.0, 10.0])     # ref, run / run, ref / ref, run: 3, 0.5, 0.5
     assert _bench.pair_ratio(lambda: next(seq), lambda: next(seq), pairs=3) == pytest.approx(0.5)
     for llc, paired in ((1 << 20, True), (64 << 20, False)):
         monkeypatch.setattr(_bench, "largest_cache_bytes", lambda llc=llc: llc)
-        m = _bench.measure_case(case, impls=["c", "roofline"], min_time=0.001, repeats=2, rounds=2)
+        m = _bench.measure_case(case, impls=["c", "numba", "textbook", "roofline"], min_time=0.001,
+                                repeats=2, rounds=2)
         assert ("pair_ratio" in m["c"]) == paired and m["c"]["s"] > 0 and m["roofline"]["s"] > 0
         if paired:
-            assert 0.05 < m["c"]["pair_ratio"] < 5
+            assert 0.05 < m["c"]["pair_ratio"] < 5 and set(m["c"]["speedup"]) == {"numba", "textbook"}
+            assert set(m["numba"]["speedup"]) == {"textbook"} and "speedup" not in m["textbook"]
+            assert m["c"]["speedup"]["textbook"] > 1        # NumPy with temporaries vs one pass
+        else:
+            assert "speedup" not in m["c"]
