@@ -50,7 +50,6 @@ FL_INLINE T SFX(ce_exp_pass)(const SFX(cectx) *cx, const T *x, T *g, const T *q,
     for (int64_t j = 0; j < C; j++) {
         T d = x[j * S1] - m;
         T e = VEXPN(d);
-        if (wg) g[j * S1] = e;
         s += e;
         T wj = weighted ? w[j] : (T)1;
         if (soft) {
@@ -60,6 +59,7 @@ FL_INLINE T SFX(ce_exp_pass)(const SFX(cectx) *cx, const T *x, T *g, const T *q,
         } else if (smooth) {
             d2 += wj * d;
         }
+        if (wg) g[j * S1] = e; /* after q_j is read: g may be q (out=target) */
     }
     (void)eps;
     *sd = d2; *sq = a; *sqd = b;
@@ -372,8 +372,12 @@ FL_INLINE double SFX(ce_prob_row)(const SFX(cectx) *cx, int64_t r, const int uni
     const T *q = cx->prob + i * C * st + k;
     T *g = cx->grad ? cx->grad + i * C * st + k : NULL;
     const T m = SFX(ce_max)(x, C, st);
+    /* out=target: the exp pass cannot park e_j in g (it is q_j, still needed below); the
+     * gradient loop then takes the exp again (this case only) */
+    const int keep_q = wg && (const T *)cx->grad == cx->prob;
     T sd, Q, L;
-    const T S = SFX(ce_exp_pass)(cx, x, g, q, st, m, &sd, &Q, &L, unit, smooth, 1, weighted, wg);
+    const T S = keep_q ? SFX(ce_exp_pass)(cx, x, g, q, st, m, &sd, &Q, &L, unit, smooth, 1, weighted, 0)
+                       : SFX(ce_exp_pass)(cx, x, g, q, st, m, &sd, &Q, &L, unit, smooth, 1, weighted, wg);
     const T lse = VLOG(S);
     const T l = Q * lse - L; /* -sum_j q'_j w_j log p_j */
     if (cx->loss) cx->loss[r] = l;
@@ -383,7 +387,8 @@ FL_INLINE double SFX(ce_prob_row)(const SFX(cectx) *cx, int64_t r, const int uni
 #pragma omp simd
         for (int64_t j = 0; j < C; j++) {
             T qj = smooth ? ome * q[j * st] + epsc : q[j * st];
-            g[j * st] = g[j * st] * coef - gs * qj * (weighted ? cx->weight[j] : (T)1);
+            T e = keep_q ? VEXPN(x[j * st] - m) : g[j * st];
+            g[j * st] = e * coef - gs * qj * (weighted ? cx->weight[j] : (T)1);
         }
     }
     return (double)l;
@@ -542,13 +547,14 @@ FL_INLINE SFX(clg) SFX(bce_logits_elem)(T x, T t, T pw, const int wa, const SFX(
     return (SFX(clg)){((T)1 - t) * x + lw * sp, (pt + (T)1 - t) * sig - pt};
 }
 
-/* hinge: l = relu(margin - t s), dl/ds = -t where margin - t s > 0, else 0 (0 at the kink,
- * as torch's relu backward).  relu as torch computes it: NaN stays NaN. */
+/* hinge: l = relu(margin - t s), dl/ds = 0 where margin - t s <= 0, else -t: torch's relu
+ * backward (threshold_backward: 0 at the kink, and a NaN z passes -t through).  relu as
+ * torch computes it: NaN stays NaN. */
 FL_INLINE SFX(clg) SFX(hinge_elem)(T s, T t, T a, const int wa, const SFX(bk) *k)
 {
     (void)a; (void)wa;
     T z = k->c0 - t * s;
-    return (SFX(clg)){z < 0 ? (T)0 : z, z > 0 ? -t : (T)0};
+    return (SFX(clg)){z < 0 ? (T)0 : z, z <= 0 ? (T)0 : -t};
 }
 
 /* squared hinge: l = max(0, margin - t s)^2, dl/ds = -2 t max(0, margin - t s) */

@@ -9,7 +9,7 @@
  * written or not; the flags are compile-time constants after inlining, so each variant is
  * a straight loop the compiler vectorizes), cloned per ISA, and the exported kernel. */
 
-typedef struct { T c0, c1, c2, c3, c4; } SFX(ewk);
+typedef struct { T c0, c1, c2, c3, c4, c5; } SFX(ewk);
 typedef struct { T *grad, *loss; const T *pred, *target; SFX(ewk) k; } SFX(ewctx);
 typedef struct { T l, g; } SFX(lg);
 
@@ -47,22 +47,26 @@ FL_INLINE SFX(lg) SFX(huber_elem)(T d, const SFX(ewk) *k)
 }
 
 /* smooth_l1 (torch.nn.functional.smooth_l1_loss), beta > 0:
- *   l = d^2/(2 beta) if |d| < beta else |d| - beta/2,  dl/dd = clamp(d/beta, -1, 1).
- * The gradient is clamp(d * (gscale/beta), -|gscale|, |gscale|): gscale/beta is hoisted, so
- * the product differs from torch's division by at most 1 ulp, and within an ulp or two of
- * |d| = beta the clamp may keep that product where torch's compare would give gscale.
+ *   l = d^2/(2 beta) if |d| < beta else |d| - beta/2,
+ *   dl/dd = -1 if d <= -beta, 1 if d >= beta, else d/beta -- torch's backward, its compares
+ *   included: NaN stays NaN, and with beta = inf, d = +-inf gives +-1 (not inf/inf).
+ * d/beta is d * (gscale/beta), gscale/beta hoisted: within an ulp of torch's division.
+ * Below 2^-100, 0.5/beta and gscale/beta could overflow (a subnormal beta: inf, and NaN from
+ * inf * 0 at d = 0), so both are taken of beta * 2^64 and d is scaled by 2^64 as well
+ * (c5; 1 otherwise).  Powers of two: exact.  d * 2^64 can overflow only where |d| >= beta,
+ * whose lanes take the other branch.
  * beta == 0 is plain L1 (torch routes it to l1_loss); the exported kernel does the same. */
 FL_INLINE void SFX(smooth_l1_prep)(SFX(ewk) *k, T gscale, T beta)
 {
-    k->c0 = beta; k->c1 = (T)0.5 / beta; k->c2 = (T)0.5 * beta; k->c3 = gscale / beta;
-    k->c4 = gscale < 0 ? -gscale : gscale;
+    const T sc = beta < (T)0x1p-100 ? (T)0x1p64 : (T)1;
+    k->c0 = beta; k->c1 = (T)0.5 / (beta * sc); k->c2 = (T)0.5 * beta; k->c3 = gscale / (beta * sc);
+    k->c4 = gscale; k->c5 = sc;
 }
 FL_INLINE SFX(lg) SFX(smooth_l1_elem)(T d, const SFX(ewk) *k)
 {
-    T a = FL_FABS(d), g = k->c3 * d;
-    g = g < -k->c4 ? -k->c4 : g; /* NaN stays NaN, as in huber */
-    g = g > k->c4 ? k->c4 : g;
-    return (SFX(lg)){a < k->c0 ? k->c1 * d * d : a - k->c2, g};
+    const T a = FL_FABS(d), ds = d * k->c5;
+    const T g = d <= -k->c0 ? -k->c4 : (d >= k->c0 ? k->c4 : k->c3 * ds);
+    return (SFX(lg)){a < k->c0 ? k->c1 * ds * d : a - k->c2, g};
 }
 
 /* The sum: 16 lanes, each adding its 4 elements of a 64-element block in T, then into its

@@ -34,9 +34,20 @@ class LossKernel:
         """Valid (input, target) of this loss for `shape` samples."""
         return self.sampler(rng, shape, dtype)
 
+    def bind(self, hyper, x):
+        """A variant's hyperparameters for the input x: a value given as a function (such as
+        _per_element) is called with x."""
+        return {k: v(x) if callable(v) else v for k, v in hyper.items()}
+
 
 CLASSES = 17   # odd: rows that break SIMD alignment
 _W = np.random.default_rng(7).uniform(0.2, 2.0, 64)   # fixed class weights for the variants
+
+
+def _per_element(seed):
+    """A variant's weight of the input's shape and dtype, different in every element (a
+    kernel that indexes it wrongly, in any thread's chunk, gives other results)."""
+    return lambda x: np.random.default_rng(seed).uniform(0.2, 2.0, x.shape).astype(x.dtype)
 
 
 def _ce_sample(rng, shape, dtype):
@@ -113,14 +124,17 @@ CLASSIFICATION = {
         variants=({}, {"weight": _W[:CLASSES], "label_smoothing": 0.2})),
     "binary_cross_entropy": LossKernel(
         "binary_cross_entropy", classification.binary_cross_entropy, sampler=_bce_sample,
-        variants=({}, {"weight": [0.5]})),
+        variants=({}, {"weight": [0.5]}, {"weight": _per_element(1)})),
     "binary_cross_entropy_with_logits": LossKernel(
         "binary_cross_entropy_with_logits", classification.binary_cross_entropy_with_logits,
-        sampler=_bce_logits_sample, variants=({}, {"pos_weight": [1.7], "weight": [0.8]})),
+        sampler=_bce_logits_sample,
+        variants=({}, {"pos_weight": [1.7], "weight": [0.8]},
+                  {"pos_weight": _per_element(2), "weight": _per_element(3)})),
     "hinge": LossKernel("hinge", classification.hinge, sampler=_hinge_sample,
-                        variants=({"margin": 1.0}, {"margin": 0.5})),
+                        variants=({"margin": 1.0}, {"margin": 0.5}, {"margin": 0.8, "weight": _per_element(4)})),
     "squared_hinge": LossKernel("squared_hinge", classification.squared_hinge, sampler=_hinge_sample,
-                                variants=({"margin": 1.0}, {"margin": 0.5})),
+                                variants=({"margin": 1.0}, {"margin": 0.5},
+                                          {"margin": 0.8, "weight": _per_element(5)})),
     "multi_margin": LossKernel(
         "multi_margin", classification.multi_margin, sampler=_margin_sample, streams=2,
         variants=({"p": 1}, {"p": 2, "margin": 0.7}, {"p": 1, "weight": _W[:7]})),

@@ -2,8 +2,10 @@
 mode and its bookkeeping.  No timing is asserted: the numbers depend on the machine's load."""
 import csv
 import json
+import os
 import subprocess
 import sys
+import threading
 
 import numpy as np
 import pytest
@@ -108,11 +110,14 @@ def test_cold_sample_redoes_disturbed_calls():
 
 
 def test_run_queue_wait_reads_this_process():
+    """Where Linux has schedstat the total only grows and the thread files are held open;
+    where it has none total() says so with None (no skip either way)."""
     w = _bench.RunQueueWait()
     a = w.total()
-    if a is None:
-        pytest.skip("no schedstat here")
-    assert w.total() >= a and w.fds
+    if os.path.exists("/proc/self/task/%d/schedstat" % threading.get_native_id()):
+        assert isinstance(a, int) and w.total() >= a and w.fds
+    else:
+        assert a is None and w.total() is None and not w.fds
     w.close()
 
 
@@ -142,8 +147,10 @@ def test_dram_bound_rows_use_the_roofline_timed_next_to_them(monkeypatch):
                                 repeats=2, rounds=2)
         assert ("pair_ratio" in m["c"]) == paired and m["c"]["s"] > 0 and m["roofline"]["s"] > 0
         if paired:
-            assert 0.05 < m["c"]["pair_ratio"] < 5 and set(m["c"]["speedup"]) == {"numba", "textbook"}
+            # which rows were paired, not how fast anything was (no timing is asserted)
+            assert np.isfinite(m["c"]["pair_ratio"]) and m["c"]["pair_ratio"] > 0
+            assert set(m["c"]["speedup"]) == {"numba", "textbook"}
             assert set(m["numba"]["speedup"]) == {"textbook"} and "speedup" not in m["textbook"]
-            assert m["c"]["speedup"]["textbook"] > 1        # NumPy with temporaries vs one pass
+            assert all(np.isfinite(v) and v > 0 for v in m["c"]["speedup"].values())
         else:
             assert "speedup" not in m["c"]

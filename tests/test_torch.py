@@ -56,6 +56,27 @@ def test_special_values_match_torch(name, hyper, backend):
     np.testing.assert_allclose(g[ok], tg[ok], rtol=1e-6)
 
 
+@pytest.mark.parametrize("backend", COMPILED + ("numpy",))
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+def test_smooth_l1_degenerate_beta_matches_torch(backend, dtype):
+    """beta below 2^-100 (subnormal included: 0.5/beta and 1/beta overflow) and beta = inf
+    (d = +-inf then takes torch's compares: gradient +-1, not inf/inf)."""
+    tiny = np.finfo(dtype).smallest_subnormal * 1000
+    for beta in (float(tiny), 2.0 ** -110, float("inf")):
+        d = np.array([0.0, tiny / 3, -tiny / 2, tiny, 2 * tiny, 1.0, -2.5, np.inf, -np.inf, np.nan], dtype)
+        pred, target = d.copy(), np.zeros_like(d)
+        # "mean" against the float64 reference: torch's float32 backward forms (1/n) d first,
+        # a subnormal that has lost bits before the division (0.0331 for 1/30)
+        for reduction in ("none", "sum", "mean"):
+            if reduction == "mean":
+                tl, tg = LOSSES["smooth_l1"].func(pred, target, beta=beta, reduction=reduction, backend="numpy")
+            else:
+                tl, tg = _torch_loss("smooth_l1", pred, target, reduction, {"beta": beta})
+            l, g = LOSSES["smooth_l1"].func(pred, target, beta=beta, reduction=reduction, backend=backend)
+            assert_close(l, tl, dtype, f"{reduction} loss beta={beta}")
+            assert_close(g, tg, dtype, f"{reduction} grad beta={beta}")
+
+
 SGD = OPTIMIZERS["sgd"]
 
 

@@ -65,7 +65,7 @@ def test_cross_entropy_unbatched_matches_torch():
             assert_close(g, tg, np.float64, "grad")
 
 
-@pytest.mark.parametrize("backend", COMPILED)
+@pytest.mark.parametrize("backend", COMPILED + ("numpy",))
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
 def test_cross_entropy_extreme_logits(backend, dtype):
     """+-1e4 logits are exact (max-subtracted log-sum-exp); rows with +-inf or NaN give the
@@ -83,6 +83,21 @@ def test_cross_entropy_extreme_logits(backend, dtype):
             np.testing.assert_array_equal(np.isnan(g), np.isnan(tg))
             np.testing.assert_allclose(np.nan_to_num(l), np.nan_to_num(tl), rtol=1e-6)
             np.testing.assert_allclose(np.nan_to_num(g), np.nan_to_num(tg), rtol=1e-6, atol=1e-30)
+
+
+@pytest.mark.parametrize("backend", COMPILED + ("numpy",))
+@pytest.mark.parametrize("eps", [0.0, 0.2])
+def test_cross_entropy_minus_inf_logits_and_ignored_rows(backend, eps):
+    """A -inf logit is a class of probability 0 (finite loss, no smoothing term without
+    label smoothing), also in ignored rows: torch's values (the NumPy reference once gave
+    0 * inf = NaN there)."""
+    x = np.array([[-np.inf, 0.0, 1.0], [0.0, 1.0, 2.0], [-np.inf, -np.inf, 0.5], [2.0, -np.inf, 1.0]])
+    t = np.array([1, 0, -100, 2])
+    for reduction in ("none", "sum", "mean"):
+        tl, tg = _torch(F.cross_entropy, x, t, reduction=reduction, label_smoothing=eps)
+        l, g = fastloss.cross_entropy(x, t, reduction=reduction, label_smoothing=eps, backend=backend)
+        assert_close(l, tl, np.float64, f"loss {reduction}")
+        assert_close(g, tg, np.float64, f"grad {reduction}")
 
 
 @pytest.mark.parametrize("weighted", [False, True])
@@ -129,21 +144,27 @@ def test_bce_with_logits_matches_torch(weighted, pos, reduction, backend, dtype)
 @pytest.mark.parametrize("squared", [False, True])
 @pytest.mark.parametrize("margin", [1.0, 0.3])
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
-@pytest.mark.parametrize("backend", COMPILED)
-def test_hinge_matches_torch_relu_form(squared, margin, reduction, backend):
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("nan", [False, True])
+@pytest.mark.parametrize("backend", COMPILED + ("numpy",))
+def test_hinge_matches_torch_relu_form(squared, margin, reduction, weighted, nan, backend):
     rng = np.random.default_rng(4)
     s = rng.standard_normal(40).astype(np.float32)
     t = rng.choice([-1.0, 1.0], 40).astype(np.float32)
     s[:2] = [margin, -margin]                # kinks: gradient 0, as torch's relu
     t[:2] = [1.0, -1.0]
+    if nan:                                  # relu's backward passes the gradient at NaN
+        s[2:4] = np.nan
+    w = rng.uniform(0.2, 2.0, 40).astype(np.float32) if weighted else None
     red = {"mean": torch.mean, "sum": torch.sum, "none": lambda v: v}[reduction]
 
     def ref(sv, tv):
         h = F.relu(margin - tv * sv)
-        return red(h * h if squared else h)
+        h = h * h if squared else h
+        return red(h if w is None else h * torch.tensor(w))
     tl, tg = _torch(ref, s, t)
     fn = fastloss.squared_hinge if squared else fastloss.hinge
-    l, g = fn(s, t, margin=margin, reduction=reduction, backend=backend)
+    l, g = fn(s, t, margin=margin, weight=w, reduction=reduction, backend=backend)
     assert_close(l, tl, np.float32, "loss")
     assert_close(g, tg, np.float32, "grad")
 
@@ -164,3 +185,19 @@ def test_multi_margin_matches_torch(p, weighted, reduction, backend, dtype):
     l, g = fastloss.multi_margin(x, t, backend=backend, **kw)
     assert_close(l, tl, dtype, "loss")
     assert_close(g, tg, dtype, "grad")
+
+
+@pytest.mark.parametrize("backend", COMPILED + ("numpy",))
+@pytest.mark.parametrize("p", [1, 2])
+def test_multi_margin_unbatched_matches_torch(backend, p):
+    """(C,) logits with a () target: torch's unbatched form."""
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal(6)
+    w = rng.uniform(0.5, 2.0, 6)
+    for t in (np.array(0), np.array(4)):
+        for reduction in ("mean", "sum", "none"):
+            tl, tg = _torch(F.multi_margin_loss, x, t, p=p, margin=0.9, weight=w, reduction=reduction)
+            l, g = fastloss.multi_margin(x, t, p=p, margin=0.9, weight=w, reduction=reduction, backend=backend)
+            assert np.shape(l) == np.shape(tl) and g.shape == x.shape
+            assert_close(l, tl, np.float64, "loss")
+            assert_close(g, tg, np.float64, "grad")

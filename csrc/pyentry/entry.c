@@ -214,8 +214,10 @@ static PyObject *grad_buffer(PyObject *out, PyObject *x_obj, const arr_t *x, con
         return r;
     }
     if (!get(out, g, 1, 0)) return NULL;
-    if (g->dt != x->dt || !same_shape(g, x) ||
-        (overlap(g, x) && g->v.buf != x->v.buf) || (overlap(g, t) && g->v.buf != t->v.buf)) {
+    /* "exactly": the same start, dtype and shape (an int64 target never is: a float out= at
+     * its address would overwrite class indices not yet read) */
+    if (g->dt != x->dt || !same_shape(g, x) || (overlap(g, x) && g->v.buf != x->v.buf) ||
+        (overlap(g, t) && !(g->v.buf == t->v.buf && g->dt == t->dt && same_shape(g, t)))) {
         release(g);
         return NULL;
     }
@@ -373,9 +375,11 @@ static PyObject *binary(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     if (k >= K_HINGE && !(pyfloat(args[6], &margin) && isfinite(margin))) NOT_MINE;
     arr_t x = {0}, t = {0}, g = {0};
     int ok = loss_pair(args[1], args[2], &x, &t);
-    if (ok && k == K_BCE)
+    if (ok && k == K_BCE) /* probabilities and targets in [0, 1], as torch checks both */
         ok = (x.dt == 0 ? ((outside32_fn)kern[K_FIRST_OUTSIDE][0])(x.v.buf, x.n, 0.0f, 1.0f)
-                        : ((outside64_fn)kern[K_FIRST_OUTSIDE][1])(x.v.buf, x.n, 0.0, 1.0)) < 0;
+                        : ((outside64_fn)kern[K_FIRST_OUTSIDE][1])(x.v.buf, x.n, 0.0, 1.0)) < 0 &&
+             (x.dt == 0 ? ((outside32_fn)kern[K_FIRST_OUTSIDE][0])(t.v.buf, t.n, 0.0f, 1.0f)
+                        : ((outside64_fn)kern[K_FIRST_OUTSIDE][1])(t.v.buf, t.n, 0.0, 1.0)) < 0;
     if (ok && k >= K_HINGE)
         ok = (x.dt == 0 ? ((notsign32_fn)kern[K_FIRST_NOT_SIGN][0])(t.v.buf, t.n)
                         : ((notsign64_fn)kern[K_FIRST_NOT_SIGN][1])(t.v.buf, t.n)) < 0;
@@ -724,8 +728,8 @@ static PyObject *cross_entropy(PyObject *self, PyObject *const *args, Py_ssize_t
         (!want_grad && args[7] != Py_None))
         NOT_MINE;
     arr_t x = {0}, t = {0}, g = {0}, w = {0};
-    if (get(args[1], &t, 0, 0)) { /* a float target: class probabilities */
-        const int rp = route(args[8], K_CROSS_ENTROPY_PROB);
+    if (get(args[1], &t, 0, 0)) { /* a float target: class probabilities (no ignore_index) */
+        const int rp = ignore == -100 ? route(args[8], K_CROSS_ENTROPY_PROB) : ROUTE_NONE;
         if (!rp) return decline(&x, &t);
         return cross_entropy_prob(args, &t, rp, eps, mode, want_grad);
     }

@@ -14,8 +14,16 @@ def ptr(a, ctype):
     return NULL if a is None else from_buffer(ctype, a)
 
 
+def is_f32(dtype):
+    """float32 by value: an array's dtype need not be numpy's float32 singleton (one that went
+    through pickle, or a dtype with metadata, is an equal but distinct object), and taking
+    such an array for float64 would run the double kernel over twice its bytes.  `is` first:
+    the common case costs no comparison."""
+    return dtype is F32 or dtype == F32
+
+
 def pick(name, dtype):
     """(kernel, pointer cdecl) for fl_<name>_f32 / fl_<name>_f64 by dtype."""
-    if dtype is F32:
+    if is_f32(dtype):
         return getattr(lib, f"fl_{name}_f32"), P32
     return getattr(lib, f"fl_{name}_f64"), P64

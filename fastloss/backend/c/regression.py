@@ -1,5 +1,5 @@
 """C backend: regression losses and SGD (csrc/regression_tmpl.h, csrc/optim_tmpl.h)."""
-from ._lib import F32 as _F32, P32 as _P32, P64 as _P64, from_buffer as _from_buffer, lib, ptr as _ptr
+from ._lib import is_f32 as _is_f32, P32 as _P32, P64 as _P64, from_buffer as _from_buffer, lib, ptr as _ptr
 
 def _pick(name):
     return getattr(lib, f"fl_{name}_f32"), getattr(lib, f"fl_{name}_f64")
@@ -9,7 +9,7 @@ def _ew(name):
     f32, f64 = _pick(name)
 
     def run(grad, loss, pred, target, gscale, *hyper):
-        if pred.dtype is _F32:
+        if _is_f32(pred.dtype):
             f, ct = f32, _P32
         else:
             f, ct = f64, _P64
@@ -31,7 +31,7 @@ _sgd = _pick("sgd")
 
 def sgd(param, momentum_buffer, grad, step, lr, momentum, dampening, weight_decay, grad_scale,
         nesterov, maximize):
-    if param.dtype is _F32:
+    if _is_f32(param.dtype):
         f, ct = _sgd[0], _P32
     else:
         f, ct = _sgd[1], _P64

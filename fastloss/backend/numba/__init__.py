@@ -47,6 +47,12 @@ _smooth_l1 = _ew("smooth_l1")
 def smooth_l1(grad, loss, pred, target, gscale, beta):
     if beta == 0.0:
         return mae(grad, loss, pred, target, gscale)
+    if beta < 2.0 ** -100:
+        # its constants scaled, in a chunk compiled without fast-math (regression.py), called
+        # from here: inside the fast-math driver its arithmetic would get the flags again
+        flat = lambda a: None if a is None else a.reshape(-1)  # noqa: E731
+        return _regression.smooth_l1_tiny(flat(grad), flat(loss), pred.reshape(-1), target.reshape(-1),
+                                          gscale, beta)
     return _smooth_l1(grad, loss, pred, target, gscale, beta)
 
 

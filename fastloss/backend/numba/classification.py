@@ -299,28 +299,33 @@ def _ce_index_row(g, x, y, w, ignore_index, eps, wtotal, gscale):
 @jit
 def _ce_prob_row(g, x, q, w, eps, gscale):
     """Probability target q: l = -sum_j q'_j w_j log p_j, q' = (1 - eps) q + eps / c (with
-    eps = 0, q' = 1 * q + 0 = q exactly); its sums fused into the exp pass."""
+    eps = 0, q' = 1 * q + 0 = q exactly); its sums fused into the exp pass.  g may be q
+    (out=target): then e_j is not parked in g (q_j is still needed) but taken again."""
     T = x.dtype.type
     C = x.size
     one = T(1)
     ome, epsc = one - T(eps), np.divide(T(eps), T(C))
     m = _rowmax(x)
+    keep_q = False
+    if g is not None:   # a branch numba prunes for g = None (an `and` would still type g.ctypes)
+        keep_q = g.ctypes.data == q.ctypes.data
     S, Q, L = T(0), T(0), T(0)
     for j in range(C):
         d = x[j] - m
         e = vexpn(d)
-        if g is not None:
-            g[j] = e
         S += e
         qw = (ome * q[j] + epsc) * _wj(w, j, one)
         Q += qw
         L += qw * d
+        if g is not None and not keep_q:
+            g[j] = e
     l = Q * vlog(S) - L
     if g is not None:
         gs = T(gscale)
         coef = np.divide(gs * Q, S)
         for j in range(C):
-            g[j] = g[j] * coef - gs * (ome * q[j] + epsc) * _wj(w, j, one)
+            e = vexpn(x[j] - m) if keep_q else g[j]
+            g[j] = e * coef - gs * (ome * q[j] + epsc) * _wj(w, j, one)
     return float(l)
 
 
@@ -576,11 +581,11 @@ def _bce_logits_nopw_elem(x, t, a, k0, one):
 
 @inline
 def _hinge_elem(s, t, a, margin, one):
-    """l = relu(margin - t s) (NaN stays NaN, as torch's relu), dl/ds = -t where margin - t s
-    > 0, else 0 (0 at the kink, as torch's relu backward)."""
+    """l = relu(margin - t s) (NaN stays NaN, as torch's relu), dl/ds = 0 where margin - t s
+    <= 0, else -t: torch's relu backward (0 at the kink; a NaN z passes -t through)."""
     zero = one - one
     z = margin - t * s
-    return (zero if z < zero else z), (-t if z > zero else zero)
+    return (zero if z < zero else z), (zero if z <= zero else -t)
 
 
 @inline

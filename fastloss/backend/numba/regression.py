@@ -15,7 +15,7 @@ Layout (numba shapes it):
 import types
 
 import numpy as np
-from numba import prange
+from numba import njit, prange
 
 from ._common import bounds, inline, jit, kernel
 
@@ -100,21 +100,26 @@ def _huber_elem(d, k):
 
 @inline
 def _smooth_l1_prep(pred, gscale, h):
+    # as C: below 2^-100, 0.5/beta and gscale/beta are taken of beta * 2^64 (a subnormal beta
+    # would overflow them) and d is scaled by 2^64 too.  That beta runs in smooth_l1_tiny,
+    # without fast-math: 'reassoc' would regroup (c (d sc)) d as (c sc) (d d) with c sc hoisted
+    # out of the loop, and 'arcp' a / (beta sc) as a (1/beta) (1/sc): the overflow again.
     T = pred.dtype.type
     beta, gs = T(h), T(gscale)
-    return (beta, T(0.5) / beta, T(0.5) * beta, gs / beta, abs(gs))
+    sc = T(2.0 ** 64) if beta < T(2.0 ** -100) else T(1)
+    return (beta, T(0.5) / (beta * sc), T(0.5) * beta, gs / (beta * sc), gs, sc)
 
 
 @inline
 def _smooth_l1_elem(d, k):
     # torch.nn.functional.smooth_l1_loss for beta > 0 (beta == 0 is routed to mae); the
-    # gradient clamp(d * gscale/beta, -|gscale|, |gscale|) as in C
-    beta, half_over_beta, half_beta, gs_over_beta, gs_abs = k
-    g = gs_over_beta * d
-    g = -gs_abs if g < -gs_abs else g
-    g = gs_abs if g > gs_abs else g
+    # gradient -1 / 1 where d <= -beta / d >= beta, else d * gscale/beta, as torch's backward
+    # compares (NaN stays NaN; beta = inf, d = +-inf: +-1)
+    beta, half_over_beta, half_beta, gs_over_beta, gs, sc = k
+    ds = d * sc
+    g = -gs if d <= -beta else (gs if d >= beta else gs_over_beta * ds)
     a = abs(d)
-    l = half_over_beta * d * d if a < beta else a - half_beta
+    l = half_over_beta * ds * d if a < beta else a - half_beta
     return l, g
 
 
@@ -142,17 +147,26 @@ def _chunk(grad, loss, pred, target, gscale, h, lo, hi):
     return s
 
 
-def _bind(name):
+def _bind(name, strict=False):
     """_chunk compiled for one loss: a copy of its code whose globals name that loss's
-    prep and element function (numba caches it under its own name, like kernel's twins)."""
+    prep and element function (numba caches it under its own name, like kernel's twins);
+    strict: without fast-math."""
     g = dict(globals(), _prep=globals()[f"_{name}_prep"], _elem=globals()[f"_{name}_elem"])
-    f = types.FunctionType(_chunk.__code__, g, f"_{name}_chunk")
-    f.__qualname__ = f"_{name}_chunk"
-    return jit(f)
+    qual = f"_{name}_{'strict_' if strict else ''}chunk"
+    f = types.FunctionType(_chunk.__code__, g, qual)
+    f.__qualname__ = qual
+    return njit(nogil=True, cache=True)(f) if strict else jit(f)
 
 
 _mse_chunk, _smooth_l2_chunk, _mae_chunk, _huber_chunk, _smooth_l1_chunk = (
     _bind(name) for name in KIND)
+_smooth_l1_tiny_chunk = _bind("smooth_l1", strict=True)
+
+
+def smooth_l1_tiny(grad, loss, pred, target, gscale, beta):
+    """smooth_l1 for beta < 2^-100 (see _smooth_l1_prep), 1-D arrays: one serial call of the
+    chunk without fast-math (a degenerate beta: not worth a parallel twin)."""
+    return _smooth_l1_tiny_chunk(grad, loss, pred, target, gscale, beta, 0, pred.size)
 
 
 def _ew_loss(kind, grad, loss, pred, target, gscale, h, nchunks):

@@ -40,9 +40,12 @@ def cross_entropy(grad, loss, logits, target, weight, n, c, s, ignore_index, lab
     wy = w[ys] * keep                                   # (n, s)
     eps = label_smoothing
     with np.errstate(invalid="ignore"):
-        nll = -np.take_along_axis(logp, ys[:, None, :], axis=1)[:, 0, :] * wy
-        smooth = -(logp * w[None, :, None]).sum(axis=1) * keep
-        l = (1 - eps) * nll + eps / c * smooth
+        # ignored samples: 0 by selection, not by multiplying (a -inf or NaN logit there would
+        # make 0 * inf); the smoothing term only with eps > 0 (-inf logits make it inf)
+        nll = np.where(keep, -np.take_along_axis(logp, ys[:, None, :], axis=1)[:, 0, :] * wy, 0.0)
+        l = (1 - eps) * nll
+        if eps:
+            l = l + eps / c * np.where(keep, -(logp * w[None, :, None]).sum(axis=1), 0.0)
         p = np.exp(logp)
         # d l / d x = (1-eps) wy (p - onehot) + eps/c sum_j w_j (p - e_j)
         g = ((1 - eps) * wy[:, None, :] * (p - onehot)
@@ -110,7 +113,8 @@ def binary_cross_entropy_with_logits(grad, loss, logits, target, weight, pos_wei
 def hinge(grad, loss, scores, target, weight, margin, reduction):
     x, t = _f64(scores), _f64(target)
     z = margin - t * x
-    return _finish_elementwise(grad, loss, np.maximum(z, 0), np.where(z > 0, -t, 0.0), weight, reduction)
+    # torch's relu backward: 0 where z <= 0, else -t (a NaN z passes -t through)
+    return _finish_elementwise(grad, loss, np.maximum(z, 0), np.where(z <= 0, 0.0, -t), weight, reduction)
 
 
 def squared_hinge(grad, loss, scores, target, weight, margin, reduction):

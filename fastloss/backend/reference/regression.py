@@ -44,9 +44,9 @@ def smooth_l1(grad, loss, pred, target, gscale, beta):
         return mae(grad, loss, pred, target, gscale)
     d = _f64(pred) - _f64(target)
     a = np.abs(d)
-    with np.errstate(invalid="ignore"):
+    with np.errstate(invalid="ignore", over="ignore"):   # in the branch np.where drops
         l = np.where(a < beta, 0.5 * d ** 2 / beta, a - 0.5 * beta)
-        g = np.where(d < -beta, -1.0, np.where(d > beta, 1.0, d / beta))
+        g = np.where(d <= -beta, -1.0, np.where(d >= beta, 1.0, d / beta))   # torch's compares
     return _finish(grad, loss, l, g, gscale)
 
 
