@@ -37,17 +37,19 @@ def cdef_source(path=HEADER):
     return m.group(1)
 
 
+# the flags above; tests/test_vmath.py and tests/test_isa.py build with these too
+CFLAGS = ["-O3", "-std=c11", "-fopenmp", "-mprefer-vector-width=512",
+          "-fno-math-errno", "-fno-trapping-math", "-ffp-contract=fast", "-Wall", "-Wno-unknown-pragmas"]
+SOURCES = sorted(glob.glob(os.path.join(HERE, "*.c")))
+
 ffibuilder = FFI()
 ffibuilder.cdef(cdef_source())
 ffibuilder.set_source(
     "fastloss._fastloss_c",
     '#include "fastloss.h"',
-    sources=sorted(os.path.relpath(p) for p in glob.glob(os.path.join(HERE, "*.c"))),
+    sources=[os.path.relpath(p) for p in SOURCES],
     include_dirs=[os.path.relpath(HERE)],
-    extra_compile_args=[
-        "-O3", "-std=c11", "-fopenmp", "-mprefer-vector-width=512",
-        "-fno-math-errno", "-fno-trapping-math", "-ffp-contract=fast", "-Wall", "-Wno-unknown-pragmas",
-    ],
+    extra_compile_args=CFLAGS,
     extra_link_args=["-fopenmp"],
 )
 

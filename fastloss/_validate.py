@@ -54,9 +54,27 @@ def as_input(x, dtype):
     return np.ascontiguousarray(x, dtype=dtype)
 
 
+def subclass(x, name):
+    """x, an instance of an ndarray subclass (type(x) is not ndarray): accepted only when it is
+    an np.memmap (an ndarray over a file mapping, read and written as one by every backend);
+    any other subclass is a TypeError.  A MaskedArray's mask, or np.matrix's 2-D-only
+    reshaping, would be silently ignored or break the kernels' flat indexing; the caller
+    chooses ``x.view(numpy.ndarray)`` (the same memory) or ``x.filled(...)`` explicitly."""
+    t = type(x)
+    if t is np.memmap:
+        return x
+    if isinstance(x, np.ma.MaskedArray):
+        raise TypeError(f"{name}: numpy.ma.MaskedArray is not supported (its mask would be ignored); "
+                        f"pass x.filled(value) or x.view(numpy.ndarray) explicitly")
+    raise TypeError(f"{name}: ndarray subclass {t.__module__}.{t.__qualname__} is not supported; "
+                    f"pass x.view(numpy.ndarray) (the same memory, no copy)")
+
+
 def asarray(x, name):
     if type(x) is _ndarray:
         return x
+    if isinstance(x, _ndarray):
+        return np.asarray(subclass(x, name))  # an np.memmap: its base-class view, no copy
     try:
         return np.asarray(x)
     except Exception as e:  # ragged lists and the like
@@ -104,8 +122,10 @@ def out_array(out, shape, dtype, name="out", inputs=()):
     """Validate a caller's gradient buffer: ndarray of the computation dtype (TypeError),
     the input's shape, C-contiguous and writeable (ValueError).  It may be one of the inputs
     (same memory, same layout), but must not partially overlap one."""
-    if type(out) is not _ndarray and not isinstance(out, _ndarray):
-        raise TypeError(f"{name}: must be a numpy.ndarray, got {type(out).__name__}")
+    if type(out) is not _ndarray:
+        if not isinstance(out, _ndarray):
+            raise TypeError(f"{name}: must be a numpy.ndarray, got {type(out).__name__}")
+        subclass(out, name)
     if out.dtype is not dtype and out.dtype != dtype:
         raise TypeError(f"{name}: dtype must be {dtype} (the computation dtype), got {out.dtype}")
     if out.shape != shape:
@@ -124,8 +144,11 @@ def out_array(out, shape, dtype, name="out", inputs=()):
 
 
 def same_memory(a, b):
-    return (a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
-            and a.nbytes == b.nbytes)
+    """a and b are the same array: the same start, dtype, shape and strides.  A view that
+    reads b's bytes as another dtype or shape (a float out= over an int64 target) is not:
+    the kernel would write elements it has not read yet."""
+    return (a.dtype == b.dtype and a.shape == b.shape and a.strides == b.strides
+            and a.__array_interface__["data"][0] == b.__array_interface__["data"][0])
 
 
 def real(x, name):
@@ -168,6 +191,21 @@ def closed_unit(x, name):
     return v
 
 
+INT64_MAX = 2**63 - 1
+
+
+def int64(x, name):
+    """An integer argument the kernels take as int64: a Python int (TypeError for anything
+    that is not an integer, bools included; ValueError outside [-2**63, 2**63 - 1])."""
+    if type(x) is not int:
+        if isinstance(x, (bool, np.bool_)) or not isinstance(x, (numbers.Integral, np.integer)):
+            raise TypeError(f"{name}: must be an int, got {type(x).__name__}")
+        x = int(x)
+    if not -INT64_MAX - 1 <= x <= INT64_MAX:
+        raise ValueError(f"{name}: must fit in int64 ([-2**63, 2**63 - 1]), got {x}")
+    return x
+
+
 def step_count(step):
     if type(step) is int and step >= 1:
         return step
@@ -182,8 +220,11 @@ def step_count(step):
 def inplace(a, name):
     """An array updated in place: a float32/float64 ndarray, C-contiguous and writeable.
     Never copied: a non-contiguous or read-only array is an error, not a silent copy."""
-    if not isinstance(a, _ndarray):
-        raise TypeError(f"{name}: must be a numpy.ndarray (it is updated in place), got {type(a).__name__}")
+    if type(a) is not _ndarray:
+        if not isinstance(a, _ndarray):
+            raise TypeError(f"{name}: must be a numpy.ndarray (it is updated in place), "
+                            f"got {type(a).__name__}")
+        subclass(a, name)
     dt = a.dtype
     if dt is not F32 and dt is not F64 and dt != F32 and dt != F64:
         raise TypeError(f"{name}: dtype must be float32 or float64, got {dt}")
@@ -197,8 +238,10 @@ def inplace(a, name):
 
 def like(a, name, ref, ref_name, writeable=True):
     """An array of ref's shape and dtype (ref already validated)."""
-    if not isinstance(a, _ndarray):
-        raise TypeError(f"{name}: must be a numpy.ndarray, got {type(a).__name__}")
+    if type(a) is not _ndarray:
+        if not isinstance(a, _ndarray):
+            raise TypeError(f"{name}: must be a numpy.ndarray, got {type(a).__name__}")
+        subclass(a, name)
     if a.dtype != ref.dtype:
         raise TypeError(f"{name}: dtype must be {ref_name}'s dtype {ref.dtype}, got {a.dtype}")
     if a.shape != ref.shape:

@@ -36,7 +36,9 @@ def _grad_out(out, want_grad, x, dt, inputs, apart=()):
         return np.empty(x.shape, dt)
     g = V.out_array(out, x.shape, dt, "out", tuple((a, n) for a, n in inputs if a is not None))
     for a, name in apart:
-        if a is not None and np.may_share_memory(g, a):
+        if a is None or (g.base is None and a.base is None and g is not a):
+            continue  # two arrays that each own their memory cannot overlap
+        if np.may_share_memory(g, a):
             raise ValueError(f"out: shares memory with {name}")
     return g
 
@@ -49,6 +51,42 @@ def _weight_vec(weight, c, dt, name="weight"):
     if w.shape != (c,):
         raise ValueError(f"{name}: must have shape ({c},) (one value per class), got {w.shape}")
     return V.as_input(w, dt)
+
+
+_U64_BIG = np.uint64(V.INT64_MAX)
+
+
+def _class_indices(t, c, ignore_index):
+    """Integer class indices t (an integer ndarray) as C-contiguous int64, each in [0, c) or
+    equal to ignore_index (None: no ignore_index); else ValueError naming the first bad one as
+    given.  uint64 values above 2**63 - 1 are checked before the cast, which would wrap them
+    to negative indices (even to ignore_index)."""
+    if t.dtype.kind == "u" and t.dtype.itemsize == 8:
+        flat = t.reshape(-1)
+        if flat.size and flat.max() > _U64_BIG:  # rare: the check in NumPy, on the uint64 values
+            bad = flat >= c
+            if ignore_index is not None and ignore_index >= 0:
+                bad &= flat != np.uint64(ignore_index)
+            _bad_index(t, int(np.flatnonzero(bad)[0]), c, ignore_index)
+    t = V.as_input(t, _I64)
+    bad = V.first_bad_target(t, c, ignore_index)
+    if bad >= 0:
+        _bad_index(t, bad, c, ignore_index)
+    return t
+
+
+def _bad_index(t, bad, c, ignore_index):
+    pos = tuple(int(i) for i in np.unravel_index(bad, t.shape)) if t.ndim else ()
+    tail = "" if ignore_index is None else f" and is not ignore_index ({ignore_index})"
+    raise ValueError(f"target: class index {int(t.reshape(-1)[bad])} at position {pos} "
+                     f"is outside [0, {c}){tail}")
+
+
+def _targets_apart(t0, t):
+    """The index targets as `apart` arrays of _grad_out: a float gradient written over int64
+    indices the kernel has yet to read (or over the caller's own target array, when t is a
+    converted copy) is never allowed."""
+    return ((t, "target"),) if t0 is t else ((t, "target"), (t0, "target"))
 
 
 def cross_entropy(logits, target, *, weight=None, ignore_index=-100, label_smoothing=0.0,
@@ -67,7 +105,8 @@ def cross_entropy(logits, target, *, weight=None, ignore_index=-100, label_smoot
       target: integer class indices of shape (N,), () or (N, d1, ..., dk); or floating class
         probabilities of the logits' shape.
       weight: (C,) class weights.  ignore_index: index targets equal to it contribute zero
-        loss and gradient and leave the mean's denominator.  label_smoothing: in [0, 1].
+        loss and gradient and leave the mean's denominator (an int64; with probability
+        targets it must be negative, as torch requires).  label_smoothing: in [0, 1].
       reduction: "mean" (index targets: divided by the sum of the targets' weights;
         probabilities: by the number of samples), "sum", or "none" (one loss per sample).
       grad, out, backend: as for every fastloss loss.
@@ -94,12 +133,20 @@ def cross_entropy(logits, target, *, weight=None, ignore_index=-100, label_smoot
         sample_shape = (n,) + x.shape[2:]
     if c == 0:
         raise ValueError(f"logits: has no classes (shape {x.shape})")
+    ignore_index = V.int64(ignore_index, "ignore_index")
     soft = t.dtype.kind == "f"
     if soft:
         if t.shape != x.shape:
             raise ValueError(f"target: class probabilities must have the logits' shape {x.shape}, got {t.shape}")
+        if ignore_index >= 0:  # torch: "ignore_index is not supported for floating point target"
+            raise ValueError(f"ignore_index: not supported with class-probability (floating) targets; "
+                             f"got {ignore_index} (only a negative value such as the default -100)")
         dt = V.compute_dtype(x.dtype, t.dtype, "logits", "target")
         t = V.as_input(t, dt)
+        x = V.as_input(x, dt)
+        w = _weight_vec(weight, c, dt)
+        # out may be the target itself (same dtype and shape): each element is read before written
+        g = _grad_out(out, want_grad, x, dt, ((x, "logits"), (t, "target")), ((w, "weight"),))
     else:
         if t.dtype.kind not in "iu":
             raise TypeError(f"target: must hold integer class indices or floating probabilities, got {t.dtype}")
@@ -107,23 +154,16 @@ def cross_entropy(logits, target, *, weight=None, ignore_index=-100, label_smoot
             raise ValueError(f"target: class indices must have shape {sample_shape} for logits of shape "
                              f"{x.shape}, got {t.shape}")
         dt = V.compute_dtype(x.dtype, x.dtype, "logits", "logits")
-        t = V.as_input(t, _I64)
-        if isinstance(ignore_index, (bool, np.bool_)) or not isinstance(ignore_index, (int, np.integer)):
-            raise TypeError(f"ignore_index: must be an int, got {type(ignore_index).__name__}")
-        bad = V.first_bad_target(t, c, int(ignore_index))
-        if bad >= 0:
-            pos = np.unravel_index(bad, t.shape) if t.ndim else ()
-            raise ValueError(f"target: class index {int(t.reshape(-1)[bad])} at position {tuple(int(i) for i in pos)} "
-                             f"is outside [0, {c}) and is not ignore_index ({ignore_index})")
-    x = V.as_input(x, dt)
-    w = _weight_vec(weight, c, dt)
-    g = _grad_out(out, want_grad, x, dt, ((x, "logits"), (t, "target")), ((w, "weight"),))
+        t0, t = t, _class_indices(t, c, ignore_index)
+        x = V.as_input(x, dt)
+        w = _weight_vec(weight, c, dt)
+        g = _grad_out(out, want_grad, x, dt, ((x, "logits"),), ((w, "weight"),) + _targets_apart(t0, t))
     loss = _loss_array(sample_shape, dt, mode)
     k = _config.module(backend)
     if soft:
         total = k.cross_entropy_prob(g, loss, x, t, w, n, c, s, eps, mode)
     else:
-        total = k.cross_entropy(g, loss, x, t, w, n, c, s, int(ignore_index), eps, mode)
+        total = k.cross_entropy(g, loss, x, t, w, n, c, s, ignore_index, eps, mode)
     return _result(total, loss, g, dt, mode, want_grad)
 
 
@@ -155,8 +195,9 @@ def binary_cross_entropy(prob, target, *, weight=None, reduction="mean", grad=Tr
     ``l = -w (t log p + (1 - t) log(1 - p))`` with each log clamped to >= -100;
     ``dl/dp = w (p - t) / max(p (1 - p), 1e-12)``.
 
-    ``prob`` must lie in [0, 1] (ValueError naming the first position otherwise);
-    ``target`` has prob's shape; ``weight`` broadcasts to it (NumPy rules).
+    ``prob`` and ``target`` must lie in [0, 1], NaN not included (ValueError naming the
+    argument and the first bad position, where torch raises RuntimeError); ``target`` has
+    prob's shape; ``weight`` broadcasts to it (NumPy rules).
     Other arguments as every fastloss loss.
     """
     if weight is None:  # the C fast path (fastloss._fast)
@@ -170,6 +211,11 @@ def binary_cross_entropy(prob, target, *, weight=None, reduction="mean", grad=Tr
     if bad >= 0:
         pos = np.unravel_index(bad, p.shape) if p.ndim else ()
         raise ValueError(f"prob: must lie in [0, 1]; {p.reshape(-1)[bad]!r} at position "
+                         f"{tuple(int(i) for i in pos)}")
+    bad = V.first_outside(t, 0.0, 1.0)  # as torch: "all elements of target should be between 0 and 1"
+    if bad >= 0:
+        pos = np.unravel_index(bad, t.shape) if t.ndim else ()
+        raise ValueError(f"target: must lie in [0, 1]; {t.reshape(-1)[bad]!r} at position "
                          f"{tuple(int(i) for i in pos)}")
     w = _broadcast_weight(weight, p.shape, dt)
     g = _grad_out(out, want_grad, p, dt, ((p, "prob"), (t, "target"), (w, "weight")))
@@ -273,16 +319,11 @@ def multi_margin(logits, target, *, p=1, margin=1.0, weight=None, reduction="mea
         raise TypeError(f"target: must hold integer class indices, got {t.dtype}")
     if t.shape != sample_shape:
         raise ValueError(f"target: must have shape {sample_shape} for logits of shape {x.shape}, got {t.shape}")
-    t = V.as_input(t, _I64)
-    bad = V.first_bad_target(t, c, None)
-    if bad >= 0:
-        pos = np.unravel_index(bad, t.shape) if t.ndim else ()
-        raise ValueError(f"target: class index {int(t.reshape(-1)[bad])} at position "
-                         f"{tuple(int(i) for i in pos)} is outside [0, {c})")
+    t0, t = t, _class_indices(t, c, None)
     dt = V.compute_dtype(x.dtype, x.dtype, "logits", "logits")
     x = V.as_input(x, dt)
     w = _weight_vec(weight, c, dt)
-    g = _grad_out(out, want_grad, x, dt, ((x, "logits"),), ((w, "weight"),))
+    g = _grad_out(out, want_grad, x, dt, ((x, "logits"),), ((w, "weight"),) + _targets_apart(t0, t))
     loss = _loss_array(sample_shape, dt, mode)
     total = _config.module(backend).multi_margin(g, loss, x, t, w, n, c, int(p), margin, mode)
     return _result(total, loss, g, dt, mode, want_grad)

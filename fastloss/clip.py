@@ -40,8 +40,10 @@ def _arrays(grads, writeable):
         if writeable:
             out.append(V.inplace(g, name))
             continue
-        if not isinstance(g, np.ndarray):
-            raise TypeError(f"{name}: must be a numpy.ndarray, got {type(g).__name__}")
+        if type(g) is not np.ndarray:
+            if not isinstance(g, np.ndarray):
+                raise TypeError(f"{name}: must be a numpy.ndarray, got {type(g).__name__}")
+            g = np.asarray(V.subclass(g, name))  # an np.memmap: its base-class view
         if g.dtype != V.F32 and g.dtype != V.F64:
             raise TypeError(f"{name}: dtype must be float32 or float64, got {g.dtype}")
         out.append(g if g.flags.c_contiguous else np.ascontiguousarray(g))  # read only: a copy is harmless

@@ -10,6 +10,9 @@ Common semantics (shared by every loss in fastloss):
     in float64; "none": an array of pred's shape, and ``grad`` is the gradient of its sum.
   * ``out``: a writeable C-contiguous array of pred's shape and the computation dtype that
     receives the gradient; it may be ``pred`` itself.
+  * arrays are plain ndarrays (or np.memmap); other ndarray subclasses (np.matrix,
+    np.ma.MaskedArray, ...) are a TypeError, never silently unwrapped: pass
+    ``x.view(numpy.ndarray)`` (the same memory) or ``x.filled(...)``.
   * empty inputs: "sum" -> 0, "mean" -> nan (as torch), empty gradient.
 
 With the default backend "c", each function first offers its arguments to the C fast path

@@ -12,6 +12,8 @@ parameter's ``state[i]`` holds views into those blocks (so ``state_dict()`` look
 for the same arrays given one by one, and either loads into the other).  ``step()`` then makes
 one ``_update`` call, over the whole ``data``/``grad`` blocks.
 """
+import bisect
+import numbers
 import operator
 
 import numpy as np
@@ -19,6 +21,18 @@ import numpy as np
 from .. import _config
 from .. import _validate as V
 from ..flat import ALIGN, FlatParams, aligned_empty
+
+# the kernels count steps in int64: the largest step they take
+STEP_MAX = 2**63 - 1
+_is = operator.is_
+
+
+def step_arg(step):
+    """A functional kernel's ``step=``: V.step_count, bounded by the kernels' int64."""
+    step = V.step_count(step)
+    if step > STEP_MAX:
+        raise ValueError(f"step: must be <= 2**63 - 1 (the kernels count steps in int64), got {step}")
+    return step
 
 
 class Optimizer:
@@ -33,6 +47,9 @@ class Optimizer:
         object.__setattr__(self, "backend", backend)
         object.__setattr__(self, "param_groups", [])
         object.__setattr__(self, "state", [])
+        # _check_group's memo: id(group) -> (the hyperparameter objects validated, kernel args)
+        object.__setattr__(self, "_validated", {})
+        object.__setattr__(self, "_hyper_of", operator.itemgetter(*self._hyper))
         flat = params if isinstance(params, FlatParams) else None
         if flat is not None and not flat.params:
             raise ValueError("params: the FlatParams holds no parameters")
@@ -55,9 +72,17 @@ class Optimizer:
             self.param_groups.append(group)
         if flat is not None:  # views of one block: disjoint by construction
             self._flat_state = {"step": 0, **{k: None for k in self._state_arrays}}
+            self._record_params(None)
             return
         ps = self._all_params()
         V.disjoint([(p, f"params[{i}]") for i, p in enumerate(ps)])
+        self._record_params(ps)
+
+    def __setstate__(self, state):
+        # a copy (copy.deepcopy, pickle) holds new arrays: new ids and addresses to record
+        self.__dict__.update(state)
+        self._validated = {}
+        self._record_params(None if self._flat is not None else self._all_params())
 
     # ---- parameters ---------------------------------------------------------------------
     @staticmethod
@@ -88,6 +113,77 @@ class Optimizer:
 
     def _all_params(self):
         return [p for g in self.param_groups for p in g["params"]]
+
+    def _record_params(self, ps):
+        """What step() checks the parameters against (they are fixed after construction):
+        each one's array, dtype and shape, and for the gradients' overlap test the ids of
+        the arrays owning their memory and their byte intervals, sorted.  Over a FlatParams
+        (ps None): its data block's array, dtype and shape, and its grad block."""
+        if ps is None:
+            d = self._flat.data
+            self._flat_layout = (d, d.dtype, d.shape, self._flat.grad)
+            return
+        self._pinfo = [(p, p.dtype, p.shape) for p in ps]
+        # a gradient owning its memory can overlap a parameter only when it is that parameter
+        # or the array the parameter is a view of -- if each parameter owns its memory or is a
+        # view of an array that does (numpy collapses view chains to that array); else None:
+        # every gradient takes the interval test
+        owners = set()
+        for p in ps:
+            b = p.base
+            if not (p.flags.owndata if b is None else type(b) is _nd and b.flags.owndata):
+                owners = None
+                break
+            owners.add(id(p))
+            if b is not None:
+                owners.add(id(b))
+        self._owners = owners
+        # C-contiguous, so [start, start + nbytes) is exact; disjoint, so sorted by start the
+        # ends are sorted too and one binary search finds the only candidate
+        iv = sorted((_start(p), _start(p) + p.nbytes, i) for i, p in enumerate(ps) if p.size)
+        self._intervals = ([a for a, _, _ in iv], [b for _, b, _ in iv], [i for _, _, i in iv])
+
+    def _overlapped(self, a):
+        """Index of the parameter C-contiguous array a shares memory with, or None."""
+        if not a.size:
+            return None
+        lo = _start(a)
+        starts, ends, index = self._intervals
+        k = bisect.bisect_left(starts, lo + a.nbytes) - 1  # the last parameter starting before a ends
+        return index[k] if k >= 0 and ends[k] > lo else None
+
+    def _check_param(self, i, p):
+        """Full check of parameter i before a step (the quick one failed): raises unless it is
+        still the writeable, C-contiguous array of the dtype and shape it was at construction
+        (it may be unaligned, as then)."""
+        q, dt, shape = self._pinfo[i] if i < len(self._pinfo) else (None, None, None)
+        if p is not q:  # also when there are more parameters than at construction
+            raise ValueError(f"params[{i}]: param_groups[...]['params'] changed after construction "
+                             "(an optimizer's parameters are fixed; build a new one)")
+        V.inplace(p, f"params[{i}]")
+        if p.dtype != dt:
+            raise TypeError(f"params[{i}]: dtype changed from {dt} to {p.dtype} after construction")
+        if p.shape != shape:
+            raise ValueError(f"params[{i}]: shape changed from {shape} to {p.shape} after construction")
+
+    def _check_grad(self, i, g, p):
+        """Full check of grads[i] (the quick one failed): like params[i], overlapping no
+        parameter."""
+        V.like(g, f"grads[{i}]", p, f"params[{i}]", writeable=False)
+        j = self._overlapped(g)
+        if j is not None:
+            raise ValueError(f"grads[{i}] shares memory with params[{j}]")
+
+    @staticmethod
+    def _check_count(s, name):
+        """A step count held in state before a step: an int in [0, STEP_MAX), so step + 1
+        fits the kernels' int64."""
+        if isinstance(s, (bool, np.bool_)) or not isinstance(s, (numbers.Integral, np.integer)):
+            raise TypeError(f"{name}: must be an int (the number of steps taken), got {type(s).__name__}")
+        if not 0 <= s < STEP_MAX:
+            raise ValueError(f"{name}: must be in [0, 2**63 - 1) (the next step must fit the kernels' "
+                             f"int64), got {s}")
+        return int(s)
 
     # ---- hyperparameters as attributes ------------------------------------------------------
     def __getattr__(self, name):
@@ -137,18 +233,39 @@ class Optimizer:
         scaling at no extra pass)."""
         if self._flat is not None:
             return self._step_flat(grads, grad_scale)
-        params = self._all_params()
-        grads = self._grads_for(grads, params)
+        grads = self._grads_list(grads)
         gs = V.finite(grad_scale, "grad_scale")
+        info, states, owners = self._pinfo, self.state, self._owners
+        n = len(info)
         plan = []
         i = 0
         for group in self.param_groups:
             self._check_group(group)
+            # a float lr is the same for every parameter; a schedule's value depends on the step
+            sched = group["lr"] if callable(group["lr"]) else None
+            lr = float(group["lr"]) if sched is None else None
             for p in group["params"]:
-                st = self.state[i]
-                lr = self._lr_at(group["lr"], st["step"])
-                plan.append((group, i, p, grads[i], st, st["step"] + 1, lr))
+                if i == n:
+                    self._check_param(i, p)  # more parameters than at construction: raises
+                # parameter i: still the array, dtype, shape checked at construction, and
+                # C-contiguous, aligned and writeable (the quick test; else the full one)
+                q, dt, shape = info[i]
+                if not (p is q and p.dtype is dt and p.shape == shape and p.flags.carray):
+                    self._check_param(i, p)
+                g = grads[i]
+                # a gradient owning its memory that is no parameter and owns none: the quick way
+                if not (type(g) is _nd and g.dtype is dt and g.shape == shape and owners is not None
+                        and (f := g.flags).owndata and f.c_contiguous and id(g) not in owners):
+                    self._check_grad(i, g, p)
+                st = states[i]
+                s = st["step"]
+                if not (type(s) is int and 0 <= s < STEP_MAX):
+                    s = self._check_count(s, f"state[{i}]['step']")
+                plan.append((group, i, p, g, st, s + 1, lr if sched is None else self._lr_at(sched, s)))
                 i += 1
+        if i != n:
+            raise ValueError(f"params: {i} parameters in param_groups, the optimizer was built over "
+                             f"{n} (its parameters are fixed; build a new one)")
         self._prepare(plan)
         kernels = _config.module(self.backend)
         for group, i, p, g, st, step, lr in plan:
@@ -159,23 +276,20 @@ class Optimizer:
         """Allocate state arrays a step needs (after validation, before any write)."""
 
     def _check_group(self, group):
-        """_validate_group, skipped when the group holds the very values validated last time
-        (any change, also one made directly in param_groups, is validated again).  Returns
-        the group's ``_kernel_args``, computed once per validated set of values."""
-        memo = self.__dict__.get("_validated")
-        if memo is None:
-            memo = self.__dict__["_validated"] = {}
-            self.__dict__["_hyper_of"] = operator.itemgetter(*self._hyper)
+        """_validate_group, skipped when the group holds the very objects validated last time
+        (any change, also one made directly in param_groups, is validated again: compared by
+        identity, as ``True == 1.0`` and ``0 == False`` although only one of each pair is
+        valid).  Returns the group's ``_kernel_args``, computed once per validated set of
+        values."""
         key = self._hyper_of(group)
-        hit = memo.get(id(group))
-        try:
-            if hit is not None and hit[0] == key:
-                return hit[1]
-        except (TypeError, ValueError):  # a value == cannot compare (an array): just validate
-            pass
+        hit = self._validated.get(id(group))
+        if hit is not None and all(map(_is, key, hit[0])):
+            return hit[1]
         self._validate_group(group)
         args = self._kernel_args(group)
-        memo[id(group)] = (tuple(tuple(v) if isinstance(v, list) else v for v in key), args)
+        # the memo holds the objects themselves (so their ids stay theirs); a mutable value
+        # (betas as a list) can change in place: such a group is validated at every step
+        self._validated[id(group)] = (key if all(map(_frozen, key)) else _NEVER, args)
         return args
 
     def _kernel_args(self, group):
@@ -189,8 +303,16 @@ class Optimizer:
     # ---- FlatParams: one call per step -------------------------------------------------------
     def _step_flat(self, grads, grad_scale):
         flat = self._flat
+        data0, dt, shape, grad0 = self._flat_layout
+        d = flat.data
+        # the data block: still the C-contiguous, aligned, writeable block the state was laid
+        # out for (the quick test; else the full one names what changed)
+        if not (d is data0 and d.dtype is dt and d.shape == shape and d.flags.carray):
+            self._check_flat_data(d)
         if grads is None:
             g = flat.grad
+            if g is not grad0:  # rebound: check it as a given array
+                g = self._flat_grads(g, "flat.grad")
         else:
             if isinstance(grads, FlatParams):
                 raise TypeError("grads: pass None to use this FlatParams' own grad block, or one "
@@ -198,21 +320,38 @@ class Optimizer:
             if not isinstance(grads, np.ndarray):
                 raise TypeError("grads: an optimizer over a FlatParams takes grads=None (flat.grad) "
                                 f"or one flat array like flat.data, got {type(grads).__name__}")
-            g = V.like(grads, "grads", flat.data, "the FlatParams data block", writeable=False)
-            if np.may_share_memory(g, flat.data):
-                raise ValueError("grads shares memory with the FlatParams data block")
+            g = self._flat_grads(grads, "grads")
         gs = V.finite(grad_scale, "grad_scale")
         group = self.param_groups[0]
         self._check_group(group)
         st = self._flat_state
-        lr = self._lr_at(group["lr"], st["step"])
-        step = st["step"] + 1
-        self._prepare([(group, 0, flat.data, g, st, step, lr)])
+        s = st["step"]
+        if not (type(s) is int and 0 <= s < STEP_MAX):
+            s = self._check_count(s, "state[0]['step']")
+        lr = self._lr_at(group["lr"], s)
+        step = s + 1
+        self._prepare([(group, 0, d, g, st, step, lr)])
         self._adopt_flat_state()
-        self._update(_config.module(self.backend), group, flat.data, g, st, step, lr, gs)
+        self._update(_config.module(self.backend), group, d, g, st, step, lr, gs)
         st["step"] = step
         for s in self.state:
             s["step"] = step
+
+    def _check_flat_data(self, d):
+        data0, dt, shape, _ = self._flat_layout
+        if d is not data0:
+            raise ValueError("params: the FlatParams' data block was rebound after construction "
+                             "(write into it, flat.data[...] = x)")
+        V.inplace(d, "params (the FlatParams data block)")
+        if d.dtype != dt or d.shape != shape:
+            raise ValueError(f"params: the FlatParams data block changed from {dt} {shape} to "
+                             f"{d.dtype} {d.shape} after construction")
+
+    def _flat_grads(self, g, name):
+        g = V.like(g, name, self._flat.data, "the FlatParams data block", writeable=False)
+        if np.may_share_memory(g, self._flat.data):
+            raise ValueError(f"{name} shares memory with the FlatParams data block")
+        return g
 
     def _adopt_flat_state(self):
         """Give each parameter views into the flat state blocks _prepare just created (moved
@@ -246,22 +385,16 @@ class Optimizer:
                 self.state[i][name] = np.full_like(p, value(g))
                 i += 1
 
-    def _grads_for(self, grads, params):
+    def _grads_list(self, grads):
+        """grads as a list of one entry per parameter (step() checks each one)."""
         if grads is None:
             raise ValueError("grads: required (a sequence of arrays matching the parameters); only "
                              "an optimizer over a FlatParams takes grads=None")
         if isinstance(grads, np.ndarray):
             grads = [grads]
         grads = list(grads)
-        if len(grads) != len(params):
-            raise ValueError(f"grads: {len(grads)} arrays for {len(params)} parameters")
-        for i, (p, g) in enumerate(zip(params, grads)):
-            if (type(g) is _nd and g.dtype is p.dtype and g.shape == p.shape and g is not p
-                    and g.base is None and p.base is None and g.flags.c_contiguous):
-                continue  # the quick way: two arrays that each own their memory cannot overlap
-            V.like(g, f"grads[{i}]", p, f"params[{i}]", writeable=False)
-            if np.may_share_memory(p, g):
-                raise ValueError(f"grads[{i}] shares memory with params[{i}]")
+        if len(grads) != len(self._pinfo):
+            raise ValueError(f"grads: {len(grads)} arrays for {len(self._pinfo)} parameters")
         return grads
 
     # ---- state --------------------------------------------------------------------------
@@ -281,31 +414,56 @@ class Optimizer:
     def load_state_dict(self, state_dict):
         """Restore a state_dict() of an optimizer of the same kind over parameters of the same
         shapes and dtypes: everything is checked before anything changes; arrays are copied."""
-        try:
-            groups, state = state_dict["param_groups"], state_dict["state"]
-        except (TypeError, KeyError):
-            raise ValueError("state_dict: needs 'state' and 'param_groups' entries") from None
+        if not (isinstance(state_dict, dict) and "state" in state_dict and "param_groups" in state_dict):
+            raise ValueError("state_dict: needs 'state' and 'param_groups' entries (a dict from "
+                             f"state_dict()), got {type(state_dict).__name__}")
+        groups, state = state_dict["param_groups"], state_dict["state"]
+        if not isinstance(groups, (list, tuple)):
+            raise TypeError("state_dict: 'param_groups' must be a list of dicts, got "
+                            f"{type(groups).__name__}")
+        if not isinstance(state, dict):
+            raise TypeError(f"state_dict: 'state' must be a dict {{parameter index: {{...}}}}, got "
+                            f"{type(state).__name__}")
         if len(groups) != len(self.param_groups):
             raise ValueError(f"state_dict: {len(groups)} parameter groups, this optimizer has {len(self.param_groups)}")
         params = self._all_params()
         new_groups = []
         for k, (g, mine) in enumerate(zip(groups, self.param_groups)):
+            name = f"state_dict: param_groups[{k}]"
+            if not isinstance(g, dict):
+                raise TypeError(f"{name}: must be a dict, got {type(g).__name__}")
+            if "params" not in g:
+                raise ValueError(f"{name}: has no 'params' entry")
+            if not isinstance(g["params"], (list, tuple, range)):
+                raise TypeError(f"{name}['params']: must be a list of parameter indices, got "
+                                f"{type(g['params']).__name__}")
             if len(g["params"]) != len(mine["params"]):
                 raise ValueError(f"state_dict: group {k} has {len(g['params'])} parameters, expected {len(mine['params'])}")
+            extra = set(g) - set(self._hyper) - {"params"}
+            if extra:  # as the constructor: a misspelt hyperparameter is an error, not ignored
+                raise ValueError(f"{name}: unknown hyperparameters {sorted(extra, key=str)}")
             ng = {**mine, **{h: v for h, v in g.items() if h != "params"}}
-            self._validate_group(ng)
+            try:
+                self._validate_group(ng)
+            except (TypeError, ValueError) as e:
+                raise type(e)(f"{name}: {e}") from None
             new_groups.append(ng)
         new_state = []
         for i, p in enumerate(params):
             st = state.get(i, state.get(str(i)))
             if st is None:
                 raise ValueError(f"state_dict: no state for parameter {i}")
-            step = V.step_count(st["step"]) if st.get("step", 0) else 0
+            if not isinstance(st, dict):
+                raise TypeError(f"state_dict: state[{i}] must be a dict, got {type(st).__name__}")
+            step = st.get("step", 0)
+            if not (type(step) is int and step == 0):
+                step = self._check_count(step, f"state_dict: state[{i}]['step']")
             ns = {"step": step}
             for name in self._state_arrays:
                 v = st.get(name)
                 if v is not None:
-                    V.like(np.asarray(v), f"state[{i}][{name!r}]", p, f"params[{i}]", writeable=False)
+                    V.like(np.asarray(v), f"state_dict: state[{i}][{name!r}]", p, f"params[{i}]",
+                           writeable=False)
                     v = np.array(v, copy=True)
                 ns[name] = v
             new_state.append(ns)
@@ -355,6 +513,20 @@ _nd = np.ndarray
 _F32, _F64 = V.F32, V.F64
 
 
+def _frozen(v):
+    """True for a validated hyperparameter that cannot change in place: a number, a bool, a
+    schedule (its values are checked at every step) or a tuple of such."""
+    if type(v) is tuple:
+        return all(map(_frozen, v))
+    return isinstance(v, (numbers.Number, np.generic, str)) or callable(v)
+
+
+def _start(a):
+    """Address of a's first byte (a C-contiguous array spans [start, start + a.nbytes))."""
+    return a.__array_interface__["data"][0]
+
+
+_NEVER = (object(),)  # a memo key: its first object is no hyperparameter, so never a hit
 _NONE = object()  # "no such state array" (None itself is a missing array: the slow path names it)
 
 

@@ -4,7 +4,7 @@ import numpy as np
 from .. import _config
 from .. import _validate as V
 from .._fast import entry as _E
-from ._base import Optimizer, arrays_ok, check_arrays
+from ._base import STEP_MAX, Optimizer, arrays_ok, check_arrays, step_arg
 
 _INF = float("inf")
 
@@ -71,14 +71,14 @@ def _adam(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, step, lr, beta1, bet
                 weight_decay, decoupled_weight_decay, amsgrad, maximize, grad_scale, backend)
     if r is not NotImplemented:
         return r
-    if not (type(step) is int and step > 0 and type(lr) is float and lr >= 0.0
+    if not (type(step) is int and 0 < step <= STEP_MAX and type(lr) is float and lr >= 0.0
             and type(beta1) is float and 0.0 <= beta1 < 1.0 and type(beta2) is float
             and 0.0 <= beta2 < 1.0 and type(eps) is float and eps >= 0.0
             and type(weight_decay) is float and weight_decay >= 0.0
             and type(grad_scale) is float and -_INF < grad_scale < _INF
             and (amsgrad is False or amsgrad is True) and (maximize is False or maximize is True)
             and (decoupled_weight_decay is False or decoupled_weight_decay is True)):
-        step = V.step_count(step)
+        step = step_arg(step)
         lr, beta1, beta2, eps, weight_decay, decoupled_weight_decay, amsgrad, maximize = _check(
             lr, beta1, beta2, eps, weight_decay, decoupled_weight_decay, amsgrad, maximize)
         grad_scale = V.finite(grad_scale, "grad_scale")

@@ -4,7 +4,7 @@ import numpy as np
 from .. import _config
 from .. import _validate as V
 from .._fast import entry as _E
-from ._base import Optimizer, arrays_ok, check_arrays
+from ._base import STEP_MAX, Optimizer, arrays_ok, check_arrays, step_arg
 
 _INF = float("inf")
 
@@ -45,12 +45,12 @@ def rmsprop_(param, grad, square_avg, momentum_buffer=None, grad_avg=None, *, st
                    weight_decay, momentum, centered, maximize, grad_scale, backend)
     if r is not NotImplemented:
         return r
-    if not (type(step) is int and step > 0 and type(lr) is float and lr >= 0.0
+    if not (type(step) is int and 0 < step <= STEP_MAX and type(lr) is float and lr >= 0.0
             and type(alpha) is float and alpha >= 0.0 and type(eps) is float and eps >= 0.0
             and type(weight_decay) is float and weight_decay >= 0.0 and type(momentum) is float
             and momentum >= 0.0 and type(grad_scale) is float and -_INF < grad_scale < _INF
             and (centered is False or centered is True) and (maximize is False or maximize is True)):
-        step = V.step_count(step)
+        step = step_arg(step)
         lr, alpha, eps, weight_decay, momentum, centered, maximize = _check(
             lr, alpha, eps, weight_decay, momentum, centered, maximize)
         grad_scale = V.finite(grad_scale, "grad_scale")

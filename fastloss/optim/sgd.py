@@ -4,7 +4,7 @@ import numpy as np
 from .. import _config
 from .. import _validate as V
 from .._fast import entry as _E
-from ._base import Optimizer, arrays_ok, check_arrays
+from ._base import STEP_MAX, Optimizer, arrays_ok, check_arrays, step_arg
 
 _INF = float("inf")
 
@@ -44,13 +44,13 @@ def sgd_(param, grad, momentum_buffer=None, *, step, lr, momentum=0.0, dampening
                maximize, grad_scale, backend)
     if r is not NotImplemented:
         return r
-    if not (type(step) is int and step > 0 and type(lr) is float and lr >= 0.0
+    if not (type(step) is int and 0 < step <= STEP_MAX and type(lr) is float and lr >= 0.0
             and type(momentum) is float and momentum >= 0.0 and type(dampening) is float
             and -_INF < dampening < _INF and type(weight_decay) is float and weight_decay >= 0.0
             and type(grad_scale) is float and -_INF < grad_scale < _INF
             and nesterov is False and (maximize is False or maximize is True)):
         # not the common case (ints, numpy scalars, Nesterov, bad values): full checks
-        step = V.step_count(step)
+        step = step_arg(step)
         lr, momentum, dampening, weight_decay, nesterov, maximize = _check(
             lr, momentum, dampening, weight_decay, nesterov, maximize)
         grad_scale = V.finite(grad_scale, "grad_scale")
