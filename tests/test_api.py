@@ -157,3 +157,51 @@ def test_cli_bench_quick_prints_table():
 def test_cli_usage_error():
     r = _cli("frobnicate")
     assert r.returncode == 2
+
+
+def _unpickled(a):
+    """a copy whose dtype equals a's but is not numpy's singleton dtype object (as after
+    pickle, multiprocessing, joblib)."""
+    import pickle
+    b = pickle.loads(pickle.dumps(a))
+    assert b.dtype == a.dtype and b.dtype is not a.dtype
+    return b
+
+
+@pytest.mark.parametrize("backend", ["c", "numba", "numpy"])
+def test_float32_with_an_equal_but_distinct_dtype_object(backend):
+    """The C backend chose its kernel by `dtype is float32`: an unpickled float32 array ran the
+    float64 kernel over twice its bytes.  Every dispatch point, on the checked path: the same
+    bits as with ordinary arrays."""
+    rng = np.random.default_rng(3)
+    n = 1031
+    f32 = lambda: rng.standard_normal(n).astype(np.float32)  # noqa: E731
+    p0, g0, m0, v0 = f32(), f32(), np.abs(f32()), np.abs(f32())
+    calls = {
+        "sgd_": lambda p, g, m, v: optim.sgd_(p, g, m, step=2, lr=0.1, momentum=0.9, backend=backend),
+        "adam_": lambda p, g, m, v: optim.adam_(p, g, m, v, step=3, lr=0.01, backend=backend),
+        "adagrad_": lambda p, g, m, v: optim.adagrad_(p, g, v, step=3, lr=0.1, backend=backend),
+        "rmsprop_": lambda p, g, m, v: optim.rmsprop_(p, g, v, m, step=3, lr=0.01, momentum=0.5,
+                                                      backend=backend),
+        "clip_grad_norm_": lambda p, g, m, v: fastloss.clip_grad_norm_([g, p], 1.0, backend=backend),
+        "mse": lambda p, g, m, v: fastloss.mse(p, g, out=m, backend=backend),
+        "smooth_l1": lambda p, g, m, v: fastloss.smooth_l1(p, g, beta=0.5, out=m, backend=backend),
+        "bce_logits": lambda p, g, m, v: fastloss.binary_cross_entropy_with_logits(p, np.abs(g) / 5, out=m,
+                                                                                    backend=backend),
+    }
+    for name, call in calls.items():
+        want = [a.copy() for a in (p0, g0, m0, v0)]
+        with fastloss._fast.checked_only():
+            rw = call(*want)
+            got = [_unpickled(a) for a in (p0, g0, m0, v0)]
+            rg = call(*got)
+        for w, g in zip(want, got):
+            assert w.tobytes() == g.tobytes(), name
+        rw = rw if isinstance(rw, tuple) else (rw,)
+        rg = rg if isinstance(rg, tuple) else (rg,)
+        for a, b in zip(rw, rg):
+            if a is not None:
+                assert np.asarray(a).tobytes() == np.asarray(b).tobytes(), name
+    g = _unpickled(np.full(8, 3.0, np.float32))
+    norm, _ = fastloss.clip_grad_norm([g], 1.0, backend=backend)
+    assert norm == pytest.approx(np.sqrt(8 * 9.0), rel=1e-6)
