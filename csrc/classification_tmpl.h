@@ -448,7 +448,7 @@ FL_CLONES static double SFX(ce_prob_chunk)(const void *ctx, int64_t lo, int64_t 
 
 /* samples per thread before going parallel: ~FL_GRAIN_LOGITS logits of work each, and at
  * least the 16 rows fl_parallel_sum hands out at a time (else the second thread gets none) */
-static int64_t SFX(ce_grain)(int64_t c) { return c >= FL_GRAIN_LOGITS / 16 ? 16 : FL_GRAIN_LOGITS / c; }
+static int64_t SFX(ce_grain)(int64_t c) { return c >= FL_GRAIN_LOGITS / 16 || c < 1 ? 16 : FL_GRAIN_LOGITS / c; }
 
 static T SFX(ce_wtotal)(const T *weight, int64_t c)
 {
@@ -462,6 +462,7 @@ double SFX(fl_cross_entropy)(T *grad, T *loss, const T *logits, const int64_t *t
                              int64_t n, int64_t c, int64_t s, int64_t ignore_index, T label_smoothing,
                              int reduction)
 {
+    if (c < 1) return FL__NAN; /* no class to index (the API refuses it first) */
     const int64_t rows = n * s;
     double denom = 1.0;
     if (reduction == 1) { /* torch: sum of the targets' weights over the samples not ignored */
@@ -487,6 +488,7 @@ double SFX(fl_cross_entropy)(T *grad, T *loss, const T *logits, const int64_t *t
 double SFX(fl_cross_entropy_prob)(T *grad, T *loss, const T *logits, const T *target, const T *weight,
                                   int64_t n, int64_t c, int64_t s, T label_smoothing, int reduction)
 {
+    if (c < 1) return FL__NAN;
     const int64_t rows = n * s;
     const double denom = reduction == 1 ? (double)rows : 1.0; /* torch: number of samples */
     SFX(cectx) cx = {grad, reduction == 0 ? loss : NULL, logits, target, weight, NULL, c, s, -1,
@@ -808,9 +810,11 @@ FL_INLINE double SFX(mm_block)(const SFX(mmctx) *m, const T *fv, int64_t r0, int
 #pragma omp simd
             for (int k = 0; k < K; k++) xt[j][k] += yf[k] == tj ? -gsum[k] : (T)0;
         }
+    /* lanes past the block's rows: 0 by a select, not by f = 0 (their s is C margin or
+     * margin^2 and may be inf: inf * 0 would be a NaN in the total) */
 #pragma omp simd
-    for (int k = 0; k < K; k++) l[k] = s[k] * f[k];
-    double total = 0.0; /* f = 0 in the lanes past the block's rows */
+    for (int k = 0; k < K; k++) l[k] = k < nr ? s[k] * f[k] : (T)0;
+    double total = 0.0;
 #pragma omp simd reduction(+:total)
     for (int k = 0; k < K; k++) total += (double)l[k];
     if (m->loss) {
@@ -845,6 +849,7 @@ FL_CLONES static double SFX(mm_chunk)(const void *ctx, int64_t lo, int64_t hi)
 double SFX(fl_multi_margin)(T *grad, T *loss, const T *logits, const int64_t *target, const T *weight,
                             int64_t n, int64_t c, int p, T margin, int reduction)
 {
+    if (c < 1) return FL__NAN;
     SFX(mmctx) m = {grad, reduction == 0 ? loss : NULL, logits, weight, target, c, p, margin,
                     (T)(reduction == 1 && n > 0 ? 1.0 / (double)n : 1.0)};
     const double total = fl_parallel_sum(n, SFX(ce_grain)(c), SFX(mm_chunk), &m);

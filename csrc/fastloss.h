@@ -146,7 +146,8 @@ void fl_scale_f64(double *x, int64_t n, double scale);
  * logits are laid out (n, c, s): classes on the middle axis, s = d1*...*dk (1 for (N, C)).
  * Class-index targets must lie in [0, c) or equal ignore_index (fl_first_bad_target checks);
  * ignored samples get zero loss and gradient and leave the mean's denominator, which is the
- * sum of the remaining targets' weights.  label_smoothing in [0, 1]. */
+ * sum of the remaining targets' weights.  label_smoothing in [0, 1].  c >= 1 (this and
+ * the next kernels return NaN and write nothing for c < 1). */
 double fl_cross_entropy_f32(float *grad, float *loss, const float *logits, const int64_t *target,
                             const float *weight, int64_t n, int64_t c, int64_t s, int64_t ignore_index,
                             float label_smoothing, int reduction);
@@ -187,7 +188,8 @@ double fl_squared_hinge_f32(float *grad, float *loss, const float *scores, const
 double fl_squared_hinge_f64(double *grad, double *loss, const double *scores, const double *target,
                             const double *weight, int64_t n, double margin, int reduction);
 /* Multi-class margin, torch multi_margin_loss, p in {1, 2}.
- * grad[n*c] (opt), loss[n] (opt), logits[n*c], target[n] in [0, c), weight[c] (optional) */
+ * grad[n*c] (opt), loss[n] (opt), logits[n*c], target[n] in [0, c), weight[c] (optional);
+ * c >= 1 (c < 1: NaN, nothing written). */
 double fl_multi_margin_f32(float *grad, float *loss, const float *logits, const int64_t *target,
                            const float *weight, int64_t n, int64_t c, int p, float margin, int reduction);
 double fl_multi_margin_f64(double *grad, double *loss, const double *logits, const int64_t *target,

@@ -81,11 +81,14 @@ def _cpus():
         return os.cpu_count() or 1
 
 
+MAX_THREADS = 1024   # csrc/runtime.c's FL_MAX_THREADS: the C driver's per-thread partial sums
+
+
 def set_num_threads(n):
     """Threads used by both compiled backends (an int >= 1)."""
     global _threads
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"set_num_threads: n must be an int >= 1, got {n!r}")
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_THREADS:
+        raise ValueError(f"set_num_threads: n must be an int in [1, {MAX_THREADS}], got {n!r}")
     _threads = n
     for mod in _loaded.values():
         mod.set_num_threads(n)

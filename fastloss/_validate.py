@@ -49,9 +49,12 @@ def compute_dtype(dp, dt, pname="pred", tname="target"):
 def as_input(x, dtype):
     """x as a C-contiguous array of dtype: the same object when it already is one (never
     written), else a converted copy (the caller's object is never modified)."""
-    if type(x) is _ndarray and x.dtype is dtype and x.flags.c_contiguous:
+    if type(x) is _ndarray and x.dtype is dtype and (f := x.flags).c_contiguous and f.aligned:
         return x
-    return np.ascontiguousarray(x, dtype=dtype)
+    a = np.ascontiguousarray(x, dtype=dtype)
+    # ascontiguousarray keeps an array that starts off its element size (np.memmap(offset=4),
+    # a view into a byte buffer): the kernels' loads assume alignment, so that one is copied
+    return a if a.flags.aligned else a.copy()
 
 
 def subclass(x, name):
@@ -88,7 +91,8 @@ def loss_pair(pred, target):
         # fast path: two C-contiguous arrays of one float dtype need no conversion
         dt = pred.dtype
         if ((dt is F32 or dt is F64) and target.dtype is dt and pred.shape == target.shape
-                and pred.flags.c_contiguous and target.flags.c_contiguous):
+                and (f := pred.flags).c_contiguous and f.aligned
+                and (f := target.flags).c_contiguous and f.aligned):
             return pred, target, dt
     p = asarray(pred, "pred")
     t = asarray(target, "target")
@@ -133,6 +137,8 @@ def out_array(out, shape, dtype, name="out", inputs=()):
     flags = out.flags
     if not flags.c_contiguous:
         raise ValueError(f"{name}: must be C-contiguous (it is written in place, never copied)")
+    if not flags.aligned:
+        raise ValueError(_misaligned(name, out))
     if not flags.writeable:
         raise ValueError(f"{name}: is read-only")
     for a, aname in inputs:
@@ -231,9 +237,16 @@ def inplace(a, name):
     flags = a.flags
     if not flags.c_contiguous:
         raise ValueError(f"{name}: must be C-contiguous (it is updated in place, never copied)")
+    if not flags.aligned:
+        raise ValueError(_misaligned(name, a))
     if not flags.writeable:
         raise ValueError(f"{name}: is read-only (it is updated in place)")
     return a
+
+
+def _misaligned(name, a):
+    return (f"{name}: its data does not start on a multiple of its {a.dtype.itemsize}-byte elements "
+            f"(a view at a byte offset?); the kernels need aligned elements and it is never copied")
 
 
 def like(a, name, ref, ref_name, writeable=True):
@@ -249,6 +262,8 @@ def like(a, name, ref, ref_name, writeable=True):
     flags = a.flags
     if not flags.c_contiguous:
         raise ValueError(f"{name}: must be C-contiguous (never copied)")
+    if not flags.aligned:
+        raise ValueError(_misaligned(name, a))
     if writeable and not flags.writeable:
         raise ValueError(f"{name}: is read-only (it is updated in place)")
     return a

@@ -205,3 +205,30 @@ def test_float32_with_an_equal_but_distinct_dtype_object(backend):
     g = _unpickled(np.full(8, 3.0, np.float32))
     norm, _ = fastloss.clip_grad_norm([g], 1.0, backend=backend)
     assert norm == pytest.approx(np.sqrt(8 * 9.0), rel=1e-6)
+
+
+def test_set_num_threads_range():
+    """At most the C driver's 1024 (its per-thread partial sums); a refused value changes
+    nothing."""
+    before = fastloss.get_num_threads()
+    for bad in (0, -1, 1025, 2**31, 2.0, True):
+        with pytest.raises(ValueError, match="set_num_threads"):
+            fastloss.set_num_threads(bad)
+        assert fastloss.get_num_threads() == before
+
+
+def test_c_abi_refuses_zero_classes():
+    """fl_cross_entropy / _prob / fl_multi_margin with c < 1 return NaN and write nothing
+    (they divided by c before any size check: SIGFPE)."""
+    from fastloss.backend.c._lib import ffi, lib
+    x, q, g = np.ones(4, np.float32), np.ones(4, np.float32), np.full(4, 7.0, np.float32)
+    t = np.zeros(4, np.int64)
+    fb = ffi.from_buffer
+    for n in (0, 4):
+        assert np.isnan(lib.fl_cross_entropy_f32(fb("float[]", g), ffi.NULL, fb("float[]", x),
+                                                 fb("int64_t[]", t), ffi.NULL, n, 0, 1, -100, 0.0, 2))
+        assert np.isnan(lib.fl_cross_entropy_prob_f32(fb("float[]", g), ffi.NULL, fb("float[]", x),
+                                                      fb("float[]", q), ffi.NULL, n, 0, 1, 0.0, 2))
+        assert np.isnan(lib.fl_multi_margin_f32(fb("float[]", g), ffi.NULL, fb("float[]", x),
+                                                fb("int64_t[]", t), ffi.NULL, n, 0, 1, 1.0, 2))
+    assert (g == 7).all()

@@ -291,3 +291,18 @@ def test_bad_target_found_at_every_position(n):
         fastloss.cross_entropy(x, t)
     got = fastloss.cross_entropy(x, t, ignore_index=-7, reduction="sum", grad=False)
     np.testing.assert_allclose(got, (n - 1) * np.log(4), rtol=1e-6)
+
+
+@pytest.mark.parametrize("backend", COMPILED + ("numpy",))
+@pytest.mark.parametrize("n", [1, 65, 2000])
+def test_multi_margin_huge_margin_in_a_partial_block(backend, n):
+    """Rows of a partial 64-row block's unused lanes sum C margin (or margin^2) too; once that
+    overflows, masking them by a zero weight gave inf * 0 = NaN in the total."""
+    m = 2.0 ** 65
+    x = np.zeros((n, 3), np.float32)
+    x[:, 0] = m
+    t = np.zeros(n, np.int64)
+    for p in (1, 2):
+        for reduction in ("sum", "mean"):
+            l, g = fastloss.multi_margin(x, t, p=p, margin=m, reduction=reduction, backend=backend)
+            assert l == 0 and not np.any(g), (p, reduction)

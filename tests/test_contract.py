@@ -394,3 +394,49 @@ def test_torch_agrees_on_what_is_refused():
             F.cross_entropy(x, q, ignore_index=ii)
     for ii in (-100, -1):
         F.cross_entropy(x, q, ignore_index=ii)
+
+
+# ---- arrays that start off their element size -----------------------------------------------
+
+def _misaligned(a, shift=4):
+    """A copy of a whose data starts `shift` bytes past an element boundary (as a view into a
+    byte buffer, or np.memmap(offset=...), gives)."""
+    raw = np.zeros(a.nbytes + a.itemsize, np.uint8)
+    m = raw[shift:shift + a.nbytes].view(a.dtype).reshape(a.shape)
+    m[...] = a
+    assert not m.flags.aligned
+    return m
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("path", PATHS)
+def test_misaligned_inputs_are_read_from_an_aligned_copy(backend, path):
+    """The kernels load whole elements; an input off its element size is copied (inputs are
+    never written), with the results of the aligned call."""
+    rng = np.random.default_rng(9)
+    p, t = rng.standard_normal(1001), rng.standard_normal(1001)
+    x, y = rng.standard_normal((50, 7)), rng.integers(0, 7, 50)
+    with _path(path):
+        for f, args in ((fastloss.mse, (p, t)), (fastloss.huber, (p, t)),
+                        (fastloss.cross_entropy, (x, y)), (fastloss.multi_margin, (x, y))):
+            want = f(*args, backend=backend)
+            got = f(*(_misaligned(a) for a in args), backend=backend)
+            for w, g in zip(want, got):
+                assert np.asarray(w).tobytes() == np.asarray(g).tobytes(), f.__name__
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("path", PATHS)
+def test_misaligned_buffers_written_in_place_are_refused(backend, path):
+    rng = np.random.default_rng(10)
+    p, t = rng.standard_normal(1001), rng.standard_normal(1001)
+    out = _misaligned(np.zeros(1001))
+    with _path(path):
+        with unchanged(out), _raises(ValueError, "out", "multiple of its 8-byte elements"):
+            fastloss.mse(p, t, out=out, backend=backend)
+        w, g, buf = _misaligned(p), t.copy(), np.zeros(1001)
+        with unchanged(w, g, buf), _raises(ValueError, "param", "8-byte elements"):
+            optim.sgd_(w, g, buf, step=1, lr=0.1, momentum=0.9, backend=backend)
+        w, buf = p.copy(), _misaligned(np.zeros(1001))
+        with unchanged(w, g, buf), _raises(ValueError, "momentum_buffer", "8-byte elements"):
+            optim.sgd_(w, g, buf, step=1, lr=0.1, momentum=0.9, backend=backend)
