@@ -50,24 +50,34 @@ FL_INLINE SFX(lg) SFX(huber_elem)(T d, const SFX(ewk) *k)
  *   l = d^2/(2 beta) if |d| < beta else |d| - beta/2,
  *   dl/dd = -1 if d <= -beta, 1 if d >= beta, else d/beta -- torch's backward, its compares
  *   included: NaN stays NaN, and with beta = inf, d = +-inf gives +-1 (not inf/inf).
- * d/beta is d * (gscale/beta), gscale/beta hoisted: within an ulp of torch's division.
+ * d/beta is d * (gscale/beta), gscale/beta hoisted: within an ulp of torch's division.  The
+ * selects are written one after the other, not nested (nested, GCC's code took 94 instead
+ * of 67 us at 1e6; bench/NOTES.md session 7).
  * Below 2^-100, 0.5/beta and gscale/beta could overflow (a subnormal beta: inf, and NaN from
- * inf * 0 at d = 0), so both are taken of beta * 2^64 and d is scaled by 2^64 as well
- * (c5; 1 otherwise).  Powers of two: exact.  d * 2^64 can overflow only where |d| >= beta,
- * whose lanes take the other branch.
+ * inf * 0 at d = 0): smooth_l1_tiny takes both of beta * 2^64 and scales d by 2^64 too
+ * (powers of two: exact; d * 2^64 can overflow only where |d| >= beta, whose lanes take the
+ * other branch).  A kernel of its own, so that the common case pays no multiply for it.
  * beta == 0 is plain L1 (torch routes it to l1_loss); the exported kernel does the same. */
-FL_INLINE void SFX(smooth_l1_prep)(SFX(ewk) *k, T gscale, T beta)
+FL_INLINE void SFX(smooth_l1_constants)(SFX(ewk) *k, T gscale, T beta, T sc)
 {
-    const T sc = beta < (T)0x1p-100 ? (T)0x1p64 : (T)1;
     k->c0 = beta; k->c1 = (T)0.5 / (beta * sc); k->c2 = (T)0.5 * beta; k->c3 = gscale / (beta * sc);
     k->c4 = gscale; k->c5 = sc;
 }
-FL_INLINE SFX(lg) SFX(smooth_l1_elem)(T d, const SFX(ewk) *k)
+FL_INLINE SFX(lg) SFX(smooth_l1_scaled)(T d, const SFX(ewk) *k, T sc)
 {
-    const T a = FL_FABS(d), ds = d * k->c5;
-    const T g = d <= -k->c0 ? -k->c4 : (d >= k->c0 ? k->c4 : k->c3 * ds);
+    const T a = FL_FABS(d), ds = d * sc;
+    T g = k->c3 * ds;
+    g = d <= -k->c0 ? -k->c4 : g;
+    g = d >= k->c0 ? k->c4 : g;
     return (SFX(lg)){a < k->c0 ? k->c1 * ds * d : a - k->c2, g};
 }
+FL_INLINE void SFX(smooth_l1_prep)(SFX(ewk) *k, T gscale, T beta) { SFX(smooth_l1_constants)(k, gscale, beta, 1); }
+FL_INLINE SFX(lg) SFX(smooth_l1_elem)(T d, const SFX(ewk) *k) { return SFX(smooth_l1_scaled)(d, k, 1); }
+FL_INLINE void SFX(smooth_l1_tiny_prep)(SFX(ewk) *k, T gscale, T beta)
+{
+    SFX(smooth_l1_constants)(k, gscale, beta, (T)0x1p64);
+}
+FL_INLINE SFX(lg) SFX(smooth_l1_tiny_elem)(T d, const SFX(ewk) *k) { return SFX(smooth_l1_scaled)(d, k, k->c5); }
 
 /* The sum: 16 lanes, each adding its 4 elements of a 64-element block in T, then into its
  * own double accumulator; the lanes are added in a fixed tree at the end.  The order is
@@ -137,6 +147,7 @@ FL_EW_LOSS(smooth_l2)
 FL_EW_LOSS(mae)
 FL_EW_LOSS(huber)
 FL_EW_LOSS(smooth_l1)
+FL_EW_LOSS(smooth_l1_tiny)
 
 double SFX(fl_mse)(T *grad, T *loss, const T *pred, const T *target, int64_t n, T gscale)
 {
@@ -157,6 +168,7 @@ double SFX(fl_huber)(T *grad, T *loss, const T *pred, const T *target, int64_t n
 double SFX(fl_smooth_l1)(T *grad, T *loss, const T *pred, const T *target, int64_t n, T gscale, T beta)
 {
     if (beta == 0) return SFX(mae_run)(grad, loss, pred, target, n, gscale, 0);
+    if (beta < (T)0x1p-100) return SFX(smooth_l1_tiny_run)(grad, loss, pred, target, n, gscale, beta);
     return SFX(smooth_l1_run)(grad, loss, pred, target, n, gscale, beta);
 }
 

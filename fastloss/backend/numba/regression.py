@@ -100,13 +100,19 @@ def _huber_elem(d, k):
 
 @inline
 def _smooth_l1_prep(pred, gscale, h):
-    # as C: below 2^-100, 0.5/beta and gscale/beta are taken of beta * 2^64 (a subnormal beta
-    # would overflow them) and d is scaled by 2^64 too.  That beta runs in smooth_l1_tiny,
-    # without fast-math: 'reassoc' would regroup (c (d sc)) d as (c sc) (d d) with c sc hoisted
-    # out of the loop, and 'arcp' a / (beta sc) as a (1/beta) (1/sc): the overflow again.
     T = pred.dtype.type
     beta, gs = T(h), T(gscale)
-    sc = T(2.0 ** 64) if beta < T(2.0 ** -100) else T(1)
+    return (beta, T(0.5) / beta, T(0.5) * beta, gs / beta, gs, T(1))
+
+
+@inline
+def _smooth_l1_tiny_prep(pred, gscale, h):
+    # as C's smooth_l1_tiny: below 2^-100, 0.5/beta and gscale/beta are taken of beta * 2^64
+    # (a subnormal beta would overflow them) and d is scaled by 2^64 too.  Run by
+    # smooth_l1_tiny, without fast-math: 'reassoc' would regroup (c (d sc)) d as (c sc) (d d)
+    # with c sc hoisted out of the loop, and 'arcp' a / (beta sc) as a (1/beta) (1/sc).
+    T = pred.dtype.type
+    beta, gs, sc = T(h), T(gscale), T(2.0 ** 64)
     return (beta, T(0.5) / (beta * sc), T(0.5) * beta, gs / (beta * sc), gs, sc)
 
 
@@ -114,10 +120,23 @@ def _smooth_l1_prep(pred, gscale, h):
 def _smooth_l1_elem(d, k):
     # torch.nn.functional.smooth_l1_loss for beta > 0 (beta == 0 is routed to mae); the
     # gradient -1 / 1 where d <= -beta / d >= beta, else d * gscale/beta, as torch's backward
-    # compares (NaN stays NaN; beta = inf, d = +-inf: +-1)
+    # compares (NaN stays NaN; beta = inf, d = +-inf: +-1); selects one after the other, as C
+    beta, half_over_beta, half_beta, gs_over_beta, gs, _ = k
+    g = gs_over_beta * d
+    g = -gs if d <= -beta else g
+    g = gs if d >= beta else g
+    a = abs(d)
+    l = half_over_beta * d * d if a < beta else a - half_beta
+    return l, g
+
+
+@inline
+def _smooth_l1_tiny_elem(d, k):
     beta, half_over_beta, half_beta, gs_over_beta, gs, sc = k
     ds = d * sc
-    g = -gs if d <= -beta else (gs if d >= beta else gs_over_beta * ds)
+    g = gs_over_beta * ds
+    g = -gs if d <= -beta else g
+    g = gs if d >= beta else g
     a = abs(d)
     l = half_over_beta * ds * d if a < beta else a - half_beta
     return l, g
@@ -152,7 +171,7 @@ def _bind(name, strict=False):
     prep and element function (numba caches it under its own name, like kernel's twins);
     strict: without fast-math."""
     g = dict(globals(), _prep=globals()[f"_{name}_prep"], _elem=globals()[f"_{name}_elem"])
-    qual = f"_{name}_{'strict_' if strict else ''}chunk"
+    qual = f"_{name}_chunk"
     f = types.FunctionType(_chunk.__code__, g, qual)
     f.__qualname__ = qual
     return njit(nogil=True, cache=True)(f) if strict else jit(f)
@@ -160,7 +179,7 @@ def _bind(name, strict=False):
 
 _mse_chunk, _smooth_l2_chunk, _mae_chunk, _huber_chunk, _smooth_l1_chunk = (
     _bind(name) for name in KIND)
-_smooth_l1_tiny_chunk = _bind("smooth_l1", strict=True)
+_smooth_l1_tiny_chunk = _bind("smooth_l1_tiny", strict=True)
 
 
 def smooth_l1_tiny(grad, loss, pred, target, gscale, beta):
