@@ -213,13 +213,16 @@ def int64(x, name):
 
 
 def step_count(step):
-    if type(step) is int and step >= 1:
+    """A functional kernel's ``step=``: an int in [1, 2**63 - 1] (the kernels count in int64)."""
+    if type(step) is int and 1 <= step <= INT64_MAX:
         return step
     if isinstance(step, (bool, np.bool_)) or not isinstance(step, (numbers.Integral, np.integer)):
         raise TypeError(f"step: must be an int (the 1-based count of this update), got {type(step).__name__}")
     step = int(step)
     if step < 1:
         raise ValueError(f"step: must be >= 1 (the 1-based count of this update), got {step}")
+    if step > INT64_MAX:
+        raise ValueError(f"step: must be <= 2**63 - 1 (the kernels count steps in int64), got {step}")
     return step
 
 

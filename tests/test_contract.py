@@ -295,8 +295,8 @@ def test_ignore_index_at_the_int64_ends(backend):
 @pytest.mark.parametrize("step", [2**63, 2**64])
 @pytest.mark.parametrize("hyper", [{}, {"lr": 1}])
 def test_functional_optimizer_step_outside_int64(step, hyper, backend):
-    """F10: step=2**63 raised OverflowError (c) or a Numba TypingError (2**64); the bound
-    lives in fastloss/optim (step_arg), this checks the contract from outside"""
+    """F10: step=2**63 raised OverflowError (c) or a Numba TypingError (2**64); now a
+    ValueError naming step (fastloss._validate.step_count), nothing written."""
     arrays = [np.full(4, 0.5, np.float32) for _ in range(4)]
     with unchanged(*arrays), _raises(ValueError, "step"):
         optim.adam_(*arrays, step=step, backend=backend, **hyper)

@@ -23,16 +23,8 @@ from .. import _validate as V
 from ..flat import ALIGN, FlatParams, aligned_empty
 
 # the kernels count steps in int64: the largest step they take
-STEP_MAX = 2**63 - 1
+STEP_MAX = V.INT64_MAX   # the kernels count steps in int64
 _is = operator.is_
-
-
-def step_arg(step):
-    """A functional kernel's ``step=``: V.step_count, bounded by the kernels' int64."""
-    step = V.step_count(step)
-    if step > STEP_MAX:
-        raise ValueError(f"step: must be <= 2**63 - 1 (the kernels count steps in int64), got {step}")
-    return step
 
 
 class Optimizer:

@@ -4,7 +4,7 @@ import numpy as np
 from .. import _config
 from .. import _validate as V
 from .._fast import entry as _E
-from ._base import STEP_MAX, Optimizer, arrays_ok, check_arrays, step_arg
+from ._base import STEP_MAX, Optimizer, arrays_ok, check_arrays
 
 _INF = float("inf")
 
@@ -43,7 +43,7 @@ def adagrad_(param, grad, state_sum, *, step, lr=1e-2, lr_decay=0.0, weight_deca
             and weight_decay >= 0.0 and type(eps) is float and eps >= 0.0
             and type(grad_scale) is float and -_INF < grad_scale < _INF
             and (maximize is False or maximize is True)):
-        step = step_arg(step)
+        step = V.step_count(step)
         lr, lr_decay, weight_decay, eps, maximize = _check(lr, lr_decay, weight_decay, eps, maximize)
         grad_scale = V.finite(grad_scale, "grad_scale")
     if not arrays_ok(param, grad, state_sum):

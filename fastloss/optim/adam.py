@@ -4,7 +4,7 @@ import numpy as np
 from .. import _config
 from .. import _validate as V
 from .._fast import entry as _E
-from ._base import STEP_MAX, Optimizer, arrays_ok, check_arrays, step_arg
+from ._base import STEP_MAX, Optimizer, arrays_ok, check_arrays
 
 _INF = float("inf")
 
@@ -78,7 +78,7 @@ def _adam(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, step, lr, beta1, bet
             and type(grad_scale) is float and -_INF < grad_scale < _INF
             and (amsgrad is False or amsgrad is True) and (maximize is False or maximize is True)
             and (decoupled_weight_decay is False or decoupled_weight_decay is True)):
-        step = step_arg(step)
+        step = V.step_count(step)
         lr, beta1, beta2, eps, weight_decay, decoupled_weight_decay, amsgrad, maximize = _check(
             lr, beta1, beta2, eps, weight_decay, decoupled_weight_decay, amsgrad, maximize)
         grad_scale = V.finite(grad_scale, "grad_scale")

@@ -4,7 +4,7 @@ import numpy as np
 from .. import _config
 from .. import _validate as V
 from .._fast import entry as _E
-from ._base import STEP_MAX, Optimizer, arrays_ok, check_arrays, step_arg
+from ._base import STEP_MAX, Optimizer, arrays_ok, check_arrays
 
 _INF = float("inf")
 
@@ -50,7 +50,7 @@ def rmsprop_(param, grad, square_avg, momentum_buffer=None, grad_avg=None, *, st
             and type(weight_decay) is float and weight_decay >= 0.0 and type(momentum) is float
             and momentum >= 0.0 and type(grad_scale) is float and -_INF < grad_scale < _INF
             and (centered is False or centered is True) and (maximize is False or maximize is True)):
-        step = step_arg(step)
+        step = V.step_count(step)
         lr, alpha, eps, weight_decay, momentum, centered, maximize = _check(
             lr, alpha, eps, weight_decay, momentum, centered, maximize)
         grad_scale = V.finite(grad_scale, "grad_scale")

@@ -4,7 +4,7 @@ import numpy as np
 from .. import _config
 from .. import _validate as V
 from .._fast import entry as _E
-from ._base import STEP_MAX, Optimizer, arrays_ok, check_arrays, step_arg
+from ._base import STEP_MAX, Optimizer, arrays_ok, check_arrays
 
 _INF = float("inf")
 
@@ -50,7 +50,7 @@ def sgd_(param, grad, momentum_buffer=None, *, step, lr, momentum=0.0, dampening
             and type(grad_scale) is float and -_INF < grad_scale < _INF
             and nesterov is False and (maximize is False or maximize is True)):
         # not the common case (ints, numpy scalars, Nesterov, bad values): full checks
-        step = step_arg(step)
+        step = V.step_count(step)
         lr, momentum, dampening, weight_decay, nesterov, maximize = _check(
             lr, momentum, dampening, weight_decay, nesterov, maximize)
         grad_scale = V.finite(grad_scale, "grad_scale")
