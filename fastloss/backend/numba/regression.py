@@ -120,18 +120,8 @@ def _smooth_l1_tiny_prep(pred, gscale, h):
 def _smooth_l1_elem(d, k):
     # torch.nn.functional.smooth_l1_loss for beta > 0 (beta == 0 is routed to mae); the
     # gradient -1 / 1 where d <= -beta / d >= beta, else d * gscale/beta, as torch's backward
-    # compares (NaN stays NaN; beta = inf, d = +-inf: +-1); selects one after the other, as C
-    beta, half_over_beta, half_beta, gs_over_beta, gs, _ = k
-    g = gs_over_beta * d
-    g = -gs if d <= -beta else g
-    g = gs if d >= beta else g
-    a = abs(d)
-    l = half_over_beta * d * d if a < beta else a - half_beta
-    return l, g
-
-
-@inline
-def _smooth_l1_tiny_elem(d, k):
+    # compares (NaN stays NaN; beta = inf, d = +-inf: +-1); selects one after the other, as C.
+    # sc: 1, or 2^64 for a tiny beta (_smooth_l1_tiny_prep); the multiply by 1 measured free.
     beta, half_over_beta, half_beta, gs_over_beta, gs, sc = k
     ds = d * sc
     g = gs_over_beta * ds
@@ -140,6 +130,9 @@ def _smooth_l1_tiny_elem(d, k):
     a = abs(d)
     l = half_over_beta * ds * d if a < beta else a - half_beta
     return l, g
+
+
+_smooth_l1_tiny_elem = _smooth_l1_elem
 
 
 def _chunk(grad, loss, pred, target, gscale, h, lo, hi):
