@@ -2,7 +2,8 @@
 gradient, hyperparameter and step count is checked before anything is written, errors name
 the argument, and a rejected call leaves parameters and state byte-identical.  (Audit B:
 F7 parameters re-checked at each step, F8 gradients overlapping another parameter, F10 step
-counts beyond int64, F11 direct param_groups edits, F12 corrupt state_dicts.)"""
+counts beyond int64, F11 direct param_groups edits, F12 corrupt state_dicts; then gradients
+overlapping a state array, state arrays assigned by the user, torch.optim state_dicts.)"""
 import numpy as np
 import pytest
 
@@ -415,3 +416,330 @@ def test_deepcopy_checks_its_own_params(flat):
         opt.step([ones(), w])
     opt.step([ones(), ones()])
     assert np.all(w == 0.5) and np.all(v == 0.5)
+
+
+# ---- a gradient may share memory with no state array -----------------------------------------
+# (the kernels take every array as restrict: a gradient that is a momentum buffer, exp_avg or
+# a view of one was accepted and gave undefined results)
+
+# every stateful optimizer in every mode that keeps state arrays
+MODES = {
+    "sgd_momentum": lambda ps, **kw: optim.SGD(ps, lr=0.5, momentum=0.9, **kw),
+    "sgd_nesterov": lambda ps, **kw: optim.SGD(ps, lr=0.5, momentum=0.9, nesterov=True, **kw),
+    "adam": lambda ps, **kw: optim.Adam(ps, lr=0.5, **kw),
+    "adam_amsgrad": lambda ps, **kw: optim.Adam(ps, lr=0.5, amsgrad=True, **kw),
+    "adamw": lambda ps, **kw: optim.AdamW(ps, lr=0.5, **kw),
+    "adamw_amsgrad": lambda ps, **kw: optim.AdamW(ps, lr=0.5, amsgrad=True, **kw),
+    "adagrad": lambda ps, **kw: optim.Adagrad(ps, lr=0.5, **kw),
+    "rmsprop": lambda ps, **kw: optim.RMSprop(ps, lr=0.5, **kw),
+    "rmsprop_momentum": lambda ps, **kw: optim.RMSprop(ps, lr=0.5, momentum=0.9, **kw),
+    "rmsprop_centered": lambda ps, **kw: optim.RMSprop(ps, lr=0.5, centered=True, **kw),
+    "rmsprop_momentum_centered": lambda ps, **kw: optim.RMSprop(ps, lr=0.5, momentum=0.9,
+                                                                centered=True, **kw),
+}
+SHAPE = (2, 3)
+
+
+def arrays_of(st):
+    """Names of the state arrays a parameter's state holds."""
+    return [k for k, v in st.items() if isinstance(v, np.ndarray)]
+
+
+def two_stepped(mode, backend):
+    """Two parameters of SHAPE and an optimizer after two valid steps (its state recorded)."""
+    w0, w1 = np.full(SHAPE, 1.0, F32), np.full(SHAPE, 2.0, F32)
+    opt = MODES[mode]([w0, w1], backend=backend)
+    for _ in range(2):
+        opt.step([np.full(SHAPE, 0.25, F32), np.full(SHAPE, 0.5, F32)])
+    return opt, [w0, w1]
+
+
+def fresh():
+    return np.full(SHAPE, 0.75, F32)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("how", ["itself", "view", "slice"])
+def test_grad_is_a_state_array(mode, how, backend):
+    """A state array, a view of it or a slice of it as a gradient, of its own parameter or of
+    the other one: refused, naming both, and nothing changes."""
+    opt, ws = two_stepped(mode, backend)
+    names = arrays_of(opt.state[1])
+    assert names and names == arrays_of(opt.state[0])
+    before = snapshot(opt, ws)
+    for name in names:
+        for j in (0, 1):  # state of params[j], given as grads[1]
+            s = opt.state[j][name]
+            g = {"itself": s, "view": s.view(), "slice": s[:, :]}[how]
+            with pytest.raises(ValueError, match=rf"^grads\[1\] shares memory with "
+                                                 rf"state\[{j}\]\['{name}'\]$"):
+                opt.step([fresh(), g])
+            assert snapshot(opt, ws) == before
+    opt.step([fresh(), fresh()])  # the same optimizer still takes fresh gradients
+    assert opt.state[0]["step"] == opt.state[1]["step"] == 3
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("mode", ["adam_amsgrad", "sgd_momentum", "rmsprop_momentum_centered",
+                                  "adagrad"])
+def test_grad_is_a_state_array_first_steps(mode, backend):
+    """The same at the first steps: Adagrad's sum exists before step 1, the others' arrays
+    from step 1 on (step 2 is the first to see them recorded)."""
+    w0, w1 = np.ones(SHAPE, F32), np.ones(SHAPE, F32)
+    opt = MODES[mode]([w0, w1], backend=backend)
+    for _ in range(3):
+        before = snapshot(opt, [w0, w1])
+        for name in arrays_of(opt.state[0]):
+            with pytest.raises(ValueError, match=rf"grads\[0\] shares memory with state\[0\]\['{name}'\]"):
+                opt.step([opt.state[0][name], fresh()])
+            with pytest.raises(ValueError, match=rf"grads\[0\] shares memory with state\[0\]\['{name}'\]"):
+                opt.step([opt.state[0][name][:], fresh()])
+        assert snapshot(opt, [w0, w1]) == before
+        opt.step([fresh(), fresh()])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("how", ["itself", "view"])
+def test_flat_grad_is_a_state_block(mode, how, backend):
+    """Over a FlatParams the state lives in flat blocks: a block, or a view of it, given as
+    grads or bound to flat.grad is refused and nothing changes."""
+    flat = fastloss.FlatParams([(2, 3), (5,)])
+    flat.data[...] = 1.0
+    flat.grad[...] = 0.5
+    opt = MODES[mode](flat, backend=backend)
+    opt.step()
+    opt.step()
+    names = [k for k, v in opt._flat_state.items() if isinstance(v, np.ndarray)]
+    assert names
+    before = snapshot(opt, [flat.data])
+    grad0 = flat.grad
+    for name in names:
+        blk = opt._flat_state[name]
+        g = blk if how == "itself" else blk[:]
+        with pytest.raises(ValueError, match=rf"^grads shares memory with the optimizer's '{name}' state"):
+            opt.step(g)
+        flat.grad = g
+        with pytest.raises(ValueError, match=rf"^flat.grad shares memory with the optimizer's '{name}' state"):
+            opt.step()
+        flat.grad = grad0
+        assert snapshot(opt, [flat.data]) == before
+    opt.step(np.full(flat.size, 0.5, F32))
+    assert opt._flat_state["step"] == 3
+
+
+# ---- state arrays assigned by the user are verified before they are used ----------------------
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("mode", ["adam_amsgrad", "sgd_momentum", "rmsprop_momentum_centered",
+                                  "adagrad"])
+def test_grad_is_a_state_array_assigned_by_the_user(mode, backend):
+    """An array assigned into state is the optimizer's state from then on: a gradient that is
+    that array (or overlaps it) is refused; adjacent memory is not shared."""
+    opt, ws = two_stepped(mode, backend)
+    name = arrays_of(opt.state[1])[0]
+    big = np.zeros(2 * ws[1].size, F32)
+    mine = big[:ws[1].size].reshape(SHAPE)
+    mine[...] = opt.state[1][name]
+    opt.state[1][name] = mine
+    before = snapshot(opt, ws)
+    for g in (mine, big[2:2 + ws[1].size].reshape(SHAPE)):
+        with pytest.raises(ValueError, match=rf"grads\[0\] shares memory with state\[1\]\['{name}'\]"):
+            opt.step([g, fresh()])
+        assert snapshot(opt, ws) == before
+    own = opt.state[0][name].copy()
+    opt.state[0][name] = own
+    with pytest.raises(ValueError, match=rf"grads\[1\] shares memory with state\[0\]\['{name}'\]"):
+        opt.step([fresh(), own])
+    assert snapshot(opt, ws) == before
+    opt.step([fresh(), big[ws[1].size:].reshape(SHAPE)])  # adjacent: accepted, and used
+    assert opt.state[1][name] is mine and opt.state[1]["step"] == 3
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("mode", ["adam_amsgrad", "rmsprop_momentum_centered"])
+@pytest.mark.parametrize("change, exc, match", [
+    ("shape", ValueError, r"^state\[1\]\['{0}'\]: shape must be params\[1\]'s shape"),
+    ("dtype", TypeError, r"^state\[1\]\['{0}'\]: dtype must be params\[1\]'s dtype"),
+    ("readonly", ValueError, r"^state\[1\]\['{0}'\]: is read-only"),
+    ("strided", ValueError, r"^state\[1\]\['{0}'\]: must be C-contiguous"),
+    ("list", TypeError, r"^state\[1\]\['{0}'\]: must be a numpy.ndarray"),
+    ("other_slot", ValueError, r"^state\[1\]\['{1}'\] shares memory with state\[1\]\['{0}'\]$"),
+    ("other_param_state", ValueError, r"^state\[1\]\['{0}'\] shares memory with state\[0\]\['{0}'\]$"),
+    ("param", ValueError, r"^state\[1\]\['{0}'\] shares memory with params\[0\]$"),
+    ("own_param", ValueError, r"^state\[1\]\['{0}'\] shares memory with params\[1\]$"),
+    ("deleted", ValueError, r"^state\[1\]: has no '{0}' entry"),
+])
+def test_invalid_state_assigned_by_the_user(mode, change, exc, match, backend):
+    """Whatever replaces a state array is checked like the array it replaces before anything
+    is written (params[0] would be updated first): each error names the entry."""
+    opt, ws = two_stepped(mode, backend)
+    first, second = arrays_of(opt.state[1])[:2]
+    st = opt.state[1]
+    if change == "shape":
+        st[first] = np.zeros(ws[1].size - 1, F32)
+    elif change == "dtype":
+        st[first] = np.zeros(SHAPE, np.float64)
+    elif change == "readonly":
+        st[first] = st[first].copy()
+        st[first].setflags(write=False)
+    elif change == "strided":
+        st[first] = np.zeros((2, 6), F32)[:, ::2]
+    elif change == "list":
+        st[first] = st[first].tolist()
+    elif change == "other_slot":
+        st[second] = st[first]
+    elif change == "other_param_state":
+        st[first] = opt.state[0][first]
+    elif change == "param":
+        st[first] = ws[0]
+    elif change == "own_param":
+        st[first] = ws[1]
+    else:
+        del st[first]
+    before = snapshot(opt, ws)
+    with pytest.raises(exc, match=match.format(first, second)):
+        opt.step([fresh(), fresh()])
+    assert snapshot(opt, ws) == before
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("mode", MODES)
+def test_valid_state_assigned_by_the_user_is_used(mode, backend):
+    """A valid array assigned into state is taken (and updated in place) as if the optimizer
+    had it: the same bits as an optimizer left alone."""
+    opt, ws = two_stepped(mode, backend)
+    ref, rws = two_stepped(mode, backend)
+    for st in opt.state:
+        for name in arrays_of(st):
+            st[name] = st[name].copy()
+    mine = opt.state[1][arrays_of(opt.state[1])[0]]
+    for _ in range(2):
+        opt.step([fresh(), fresh()])
+        ref.step([fresh(), fresh()])
+    assert snapshot(opt, ws) == snapshot(ref, rws)
+    assert opt.state[1][arrays_of(opt.state[1])[0]] is mine
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_state_dict_missing_one_adam_array(backend):
+    """A loaded state with exp_avg but no exp_avg_sq: the missing one starts at zeros (it was
+    handed to the kernels as None, after params[0] had been updated)."""
+    opt, ws = two_stepped("adam", backend)
+    ref, rws = two_stepped("adam", backend)
+    sd = opt.state_dict()
+    sd["state"][1]["exp_avg_sq"] = None
+    opt.load_state_dict(sd)
+    ref.state[1]["exp_avg_sq"][...] = 0.0
+    opt.step([fresh(), fresh()])
+    ref.step([fresh(), fresh()])
+    assert snapshot(opt, ws) == snapshot(ref, rws)
+
+
+# ---- the functional kernels: no two arrays may share memory -----------------------------------
+
+FUNCTIONAL_MODES = {  # name -> (the arrays in use: param, grad, states...; call)
+    "sgd_": (3, lambda a, be: optim.sgd_(*a, step=2, lr=0.1, momentum=0.9, backend=be)),
+    "sgd_nesterov": (3, lambda a, be: optim.sgd_(*a, step=2, lr=0.1, momentum=0.9, nesterov=True,
+                                                 backend=be)),
+    "adam_": (4, lambda a, be: optim.adam_(*a, step=1, backend=be)),
+    "adam_amsgrad": (5, lambda a, be: optim.adam_(*a, step=1, amsgrad=True, backend=be)),
+    "adamw_amsgrad": (5, lambda a, be: optim.adamw_(*a, step=1, amsgrad=True, backend=be)),
+    "adagrad_": (3, lambda a, be: optim.adagrad_(*a, step=1, backend=be)),
+    "rmsprop_": (3, lambda a, be: optim.rmsprop_(*a, step=1, backend=be)),
+    "rmsprop_momentum": (4, lambda a, be: optim.rmsprop_(*a, step=1, momentum=0.9, backend=be)),
+    "rmsprop_momentum_centered": (5, lambda a, be: optim.rmsprop_(*a, step=1, momentum=0.9,
+                                                                  centered=True, backend=be)),
+    "rmsprop_centered": (5, lambda a, be: optim.rmsprop_(a[0], a[1], a[2], None, a[4], step=1,
+                                                         centered=True, backend=be)),
+}
+
+
+@pytest.mark.parametrize("checked", [False, True], ids=["fast", "checked"])
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("fn", FUNCTIONAL_MODES)
+def test_functional_every_overlapping_pair_refused(fn, backend, checked):
+    """Every pair of the arrays a functional kernel uses, as one array, a view of it, or two
+    overlapping views of one block: refused and nothing written (the C fast path and the
+    checked Python path alike)."""
+    import contextlib
+    from fastloss._fast import checked_only
+    n, call = FUNCTIONAL_MODES[fn]
+    used = [k for k in range(n) if not (fn == "rmsprop_centered" and k == 3)]
+    for a in used:
+        for b in used:
+            if b <= a:
+                continue
+            for how in ("same", "view", "partial"):
+                arrs = [np.full(8, 0.5, F32) for _ in range(n)]
+                blk = np.full(12, 0.5, F32)
+                if how == "same":
+                    arrs[b] = arrs[a]
+                elif how == "view":
+                    arrs[b] = arrs[a][:]
+                else:
+                    arrs[a], arrs[b] = blk[:8], blk[4:]
+                before = [x.tobytes() for x in arrs] + [blk.tobytes()]
+                with checked_only() if checked else contextlib.nullcontext():
+                    with pytest.raises(ValueError, match="share memory"):
+                        call(arrs, backend)
+                assert [x.tobytes() for x in arrs] + [blk.tobytes()] == before, (a, b, how)
+
+
+# ---- torch.optim state_dicts: said so, not an unknown key ------------------------------------
+
+TORCH_GROUP = {  # mode -> the group keys torch.optim (2.x) adds to this optimizer's
+    "sgd_momentum": ["foreach", "differentiable", "fused"],
+    "adam": ["foreach", "capturable", "differentiable", "fused"],
+    "adamw": ["foreach", "capturable", "differentiable", "fused"],
+    "adagrad": ["foreach", "differentiable", "fused"],
+    "rmsprop": ["capturable", "foreach", "differentiable"],
+}
+
+
+class _FakeTensor:
+    """Stands in for a torch.Tensor step count (the library must not need torch to say so)."""
+
+
+_FakeTensor.__module__ = "torch"
+_FakeTensor.__name__ = _FakeTensor.__qualname__ = "Tensor"
+
+
+@pytest.mark.parametrize("mode", TORCH_GROUP)
+def test_torch_state_dict_group_keys(mode):
+    opt, ws = two_stepped(mode, "numpy")
+    for key in TORCH_GROUP[mode]:
+        sd = opt.state_dict()
+        sd["param_groups"][0][key] = None if key in ("foreach", "fused") else False
+        before = snapshot(opt, ws)
+        with pytest.raises(ValueError, match=rf"^state_dict: param_groups\[0\]: has '{key}', an option "
+                                             r"of torch.optim: this is a torch.optim state_dict, which "
+                                             r"cannot be loaded"):
+            opt.load_state_dict(sd)
+        assert snapshot(opt, ws) == before
+    sd = opt.state_dict()
+    sd["state"][1]["step"] = _FakeTensor()
+    with pytest.raises(TypeError, match=r"^state_dict: state\[1\]\['step'\]: a Tensor, as torch.optim "
+                                        r"keeps it: this is a torch.optim state_dict"):
+        opt.load_state_dict(sd)
+    assert snapshot(opt, ws) == before
+
+
+@pytest.mark.parametrize("mode", TORCH_GROUP)
+def test_real_torch_state_dict(mode):
+    torch = pytest.importorskip("torch")
+    cls = {"sgd_momentum": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW,
+           "adagrad": torch.optim.Adagrad, "rmsprop": torch.optim.RMSprop}[mode]
+    p = torch.nn.Parameter(torch.ones(SHAPE))
+    t = cls([p], lr=0.5, **({"momentum": 0.9} if mode == "sgd_momentum" else {}))
+    p.grad = torch.ones(SHAPE)
+    t.step()
+    sd = t.state_dict()
+    assert sorted(set(sd["param_groups"][0]) & {"foreach", "fused", "capturable", "differentiable"}) \
+        == sorted(TORCH_GROUP[mode])
+    w = np.ones(SHAPE, F32)
+    opt = MODES[mode]([w])
+    with pytest.raises(ValueError, match=r"has '\w+', an option of torch.optim: this is a torch.optim "
+                                         r"state_dict, which cannot be loaded"):
+        opt.load_state_dict(sd)

@@ -3,8 +3,8 @@ state_dict round trips.  Subclasses declare their hyperparameters and state arra
 implement ``_update(group, index, param, grad, state, step, lr, grad_scale)``, which calls
 the backend kernel with already-validated arguments.
 
-Every ``step`` validates all parameters, gradients and hyperparameters first and only then
-runs the kernels, so a failed call leaves every parameter and buffer untouched.
+Every ``step`` validates all parameters, state arrays, gradients and hyperparameters first and
+only then runs the kernels, so a failed call leaves every parameter and buffer untouched.
 
 Over a :class:`fastloss.FlatParams` the optimizer has one parameter group and keeps its state
 flat too: ``_flat_state`` holds the step count and one block per state array, and each
@@ -108,41 +108,91 @@ class Optimizer:
 
     def _record_params(self, ps):
         """What step() checks the parameters against (they are fixed after construction):
-        each one's array, dtype and shape, and for the gradients' overlap test the ids of
-        the arrays owning their memory and their byte intervals, sorted.  Over a FlatParams
-        (ps None): its data block's array, dtype and shape, and its grad block."""
+        each one's array, dtype and shape.  Over a FlatParams (ps None): its data block's
+        array, dtype and shape, and its grad block.  No state array is recorded yet: the next
+        step verifies them first (_restate)."""
         if ps is None:
             d = self._flat.data
             self._flat_layout = (d, d.dtype, d.shape, self._flat.grad)
             return
         self._pinfo = [(p, p.dtype, p.shape) for p in ps]
-        # a gradient owning its memory can overlap a parameter only when it is that parameter
-        # or the array the parameter is a view of -- if each parameter owns its memory or is a
-        # view of an array that does (numpy collapses view chains to that array); else None:
-        # every gradient takes the interval test
+        self._state_rec = self._owners = None
+
+    def _restate(self):
+        """Verify every state array -- like its parameter, writeable, sharing memory with no
+        parameter and no other state array -- and record, for step(), the arrays themselves
+        (its quick test: each state entry still holds the recorded array) and, for the
+        gradients' overlap test, the ids of the arrays owning the parameters' and states'
+        memory and their byte intervals, sorted.  step() calls it when a state entry does not
+        hold the recorded array (created, loaded, assigned by the user, or after a copy); an
+        error names the array, and nothing is recorded."""
+        names = self._state_arrays
+        # (array, parameter index, state name or None for the parameter itself)
+        entries = [(p, i, None) for i, (p, _, _) in enumerate(self._pinfo)]
+        columns = [[] for _ in names]  # per state name, its array (or None) for each parameter
+        for i, (p, dt, shape) in enumerate(self._pinfo):
+            st = self.state[i]
+            if not isinstance(st, dict):
+                raise TypeError(f"state[{i}]: must be a dict, got {type(st).__name__}")
+            for k, column in zip(names, columns):
+                if k not in st:
+                    raise ValueError(f"state[{i}]: has no {k!r} entry (None: created when needed)")
+                s = st[k]
+                if s is not None:
+                    # the parameters' quick test; else the full one names what is wrong
+                    if not (type(s) is _nd and s.dtype is dt and s.shape == shape and s.flags.carray):
+                        V.like(s, _label(i, k), p, f"params[{i}]")
+                    entries.append((s, i, k))
+                column.append(s)
+        # C-contiguous, so [start, start + nbytes) is exact; sorted by start, two of them
+        # overlap only if two neighbours do, and when none do the ends are sorted too and one
+        # binary search finds the only candidate (_overlapped)
+        iv = sorted((lo, lo + a.nbytes, j) for j, (a, _, _) in enumerate(entries) if a.size
+                    for lo in (_start(a),))
+        for (_, end, j), (start, _, k) in zip(iv, iv[1:]):
+            if start < end:  # name the later entry (a state array) first: params are fixed
+                (_, *first), (_, *later) = entries[min(j, k)], entries[max(j, k)]
+                raise ValueError(f"{_label(*later)} shares memory with {_label(*first)}")
+        # a gradient owning its memory can overlap one of these only when it is that array or
+        # the array it is a view of -- if each owns its memory or is a view of an array that
+        # does (numpy collapses view chains to that array); else None: every gradient takes
+        # the interval test
         owners = set()
-        for p in ps:
-            b = p.base
-            if not (p.flags.owndata if b is None else type(b) is _nd and b.flags.owndata):
+        for a, _, _ in entries:
+            b = a.base
+            if not (a.flags.owndata if b is None else type(b) is _nd and b.flags.owndata):
                 owners = None
                 break
-            owners.add(id(p))
+            owners.add(id(a))
             if b is not None:
                 owners.add(id(b))
         self._owners = owners
-        # C-contiguous, so [start, start + nbytes) is exact; disjoint, so sorted by start the
-        # ends are sorted too and one binary search finds the only candidate
-        iv = sorted((_start(p), _start(p) + p.nbytes, i) for i, p in enumerate(ps) if p.size)
-        self._intervals = ([a for a, _, _ in iv], [b for _, b, _ in iv], [i for _, _, i in iv])
+        self._intervals = ([lo for lo, _, _ in iv], [hi for _, hi, _ in iv],
+                           [entries[j][1:] for _, _, j in iv])
+        self._state_rec = [(operator.itemgetter(k), column) for k, column in zip(names, columns)]
+
+    def _state_unchanged(self):
+        """True when every state entry holds the array _restate recorded (or None, as then),
+        compared by identity: one pass per state name in C, no Python code per parameter.  A
+        recorded array is not looked at again: numpy refuses to resize it while the record
+        holds it (refcheck), so the kernels stay within the memory verified; its dtype, shape
+        or writeable flag changed in place is not caught (checking those too measured ~0.45 us
+        a parameter for Adam with amsgrad, whose whole step takes ~1.3 us a parameter of 16
+        elements; identity alone, ~0.1 us)."""
+        states = self.state
+        try:
+            return all(all(map(_is, map(get, states), arrays)) for get, arrays in self._state_rec)
+        except (KeyError, TypeError):  # an entry deleted, a state that is no dict: _restate names it
+            return False
 
     def _overlapped(self, a):
-        """Index of the parameter C-contiguous array a shares memory with, or None."""
+        """Name of the parameter or state array C-contiguous array a shares memory with, or None."""
         if not a.size:
             return None
         lo = _start(a)
-        starts, ends, index = self._intervals
-        k = bisect.bisect_left(starts, lo + a.nbytes) - 1  # the last parameter starting before a ends
-        return index[k] if k >= 0 and ends[k] > lo else None
+        starts, ends, which = self._intervals
+        k = bisect.bisect_left(starts, lo + a.nbytes) - 1  # the last one starting before a ends
+        return _label(*which[k]) if k >= 0 and ends[k] > lo else None
 
     def _check_param(self, i, p):
         """Full check of parameter i before a step (the quick one failed): raises unless it is
@@ -160,11 +210,11 @@ class Optimizer:
 
     def _check_grad(self, i, g, p):
         """Full check of grads[i] (the quick one failed): like params[i], overlapping no
-        parameter."""
+        parameter and no state array."""
         V.like(g, f"grads[{i}]", p, f"params[{i}]", writeable=False)
-        j = self._overlapped(g)
-        if j is not None:
-            raise ValueError(f"grads[{i}] shares memory with params[{j}]")
+        name = self._overlapped(g)
+        if name is not None:
+            raise ValueError(f"grads[{i}] shares memory with {name}")
 
     @staticmethod
     def _check_count(s, name):
@@ -227,9 +277,14 @@ class Optimizer:
             return self._step_flat(grads, grad_scale)
         grads = self._grads_list(grads)
         gs = V.finite(grad_scale, "grad_scale")
-        info, states, owners = self._pinfo, self.state, self._owners
+        info, states = self._pinfo, self.state
+        # the state arrays: still the ones recorded (the quick test, by identity); else they
+        # are verified and recorded again after the parameters' checks, and every gradient
+        # takes the full check
+        stale = self._state_rec is None or not self._state_unchanged()
+        owners = None if stale else self._owners
         n = len(info)
-        plan = []
+        plan, slow = [], []
         i = 0
         for group in self.param_groups:
             self._check_group(group)
@@ -245,10 +300,11 @@ class Optimizer:
                 if not (p is q and p.dtype is dt and p.shape == shape and p.flags.carray):
                     self._check_param(i, p)
                 g = grads[i]
-                # a gradient owning its memory that is no parameter and owns none: the quick way
+                # a gradient owning its memory that is no parameter or state array and owns the
+                # memory of none: the quick way; else the full check, after the loop
                 if not (type(g) is _nd and g.dtype is dt and g.shape == shape and owners is not None
                         and (f := g.flags).owndata and f.c_contiguous and id(g) not in owners):
-                    self._check_grad(i, g, p)
+                    slow.append(i)
                 st = states[i]
                 s = st["step"]
                 if not (type(s) is int and 0 <= s < STEP_MAX):
@@ -258,7 +314,11 @@ class Optimizer:
         if i != n:
             raise ValueError(f"params: {i} parameters in param_groups, the optimizer was built over "
                              f"{n} (its parameters are fixed; build a new one)")
-        self._prepare(plan)
+        if stale:
+            self._restate()
+        for i in slow:  # every gradient when stale (owners None)
+            self._check_grad(i, grads[i], info[i][0])
+        self._prepare(plan)  # new state arrays: recorded (verified) at the next step
         kernels = _config.module(self.backend)
         for group, i, p, g, st, step, lr in plan:
             self._update(kernels, group, p, g, st, step, lr, gs)
@@ -340,9 +400,18 @@ class Optimizer:
                              f"{d.dtype} {d.shape} after construction")
 
     def _flat_grads(self, g, name):
+        """A gradient block given or rebound: like the data block, sharing memory neither with
+        it nor with a state block (when g owns its memory, a block can share it only by being
+        g or a view of g)."""
         g = V.like(g, name, self._flat.data, "the FlatParams data block", writeable=False)
         if np.may_share_memory(g, self._flat.data):
             raise ValueError(f"{name} shares memory with the FlatParams data block")
+        st, owns = self._flat_state, g.flags.owndata
+        for k in self._state_arrays:
+            b = st[k]
+            if b is not None and (b is g or b.base is g or not owns and np.may_share_memory(g, b)):
+                raise ValueError(f"{name} shares memory with the optimizer's {k!r} state (the flat "
+                                 f"block that state[i][{k!r}] are views of)")
         return g
 
     def _adopt_flat_state(self):
@@ -424,6 +493,9 @@ class Optimizer:
             name = f"state_dict: param_groups[{k}]"
             if not isinstance(g, dict):
                 raise TypeError(f"{name}: must be a dict, got {type(g).__name__}")
+            torch_option = next((t for t in _TORCH_OPTIONS if t in g), None)
+            if torch_option is not None:
+                raise ValueError(f"{name}: has {torch_option!r}, an option of torch.optim: {_TORCH_SD}")
             if "params" not in g:
                 raise ValueError(f"{name}: has no 'params' entry")
             if not isinstance(g["params"], (list, tuple, range)):
@@ -448,6 +520,9 @@ class Optimizer:
             if not isinstance(st, dict):
                 raise TypeError(f"state_dict: state[{i}] must be a dict, got {type(st).__name__}")
             step = st.get("step", 0)
+            if type(step).__module__.partition(".")[0] == "torch":  # no import of torch needed
+                raise TypeError(f"state_dict: state[{i}]['step']: a {type(step).__name__}, as torch.optim "
+                                f"keeps it: {_TORCH_SD}")
             if not (type(step) is int and step == 0):
                 step = self._check_count(step, f"state_dict: state[{i}]['step']")
             ns = {"step": step}
@@ -467,6 +542,7 @@ class Optimizer:
             self._load_flat_state(new_state)
         else:
             self.state[:] = new_state
+            self._state_rec = None  # new arrays: the next step verifies and records them
 
     def _check_flat_state(self, new_state):
         steps = {ns["step"] for ns in new_state}
@@ -513,10 +589,20 @@ def _frozen(v):
     return isinstance(v, (numbers.Number, np.generic, str)) or callable(v)
 
 
+def _label(i, k):
+    """How errors name parameter i (k None) or its state array k."""
+    return f"params[{i}]" if k is None else f"state[{i}][{k!r}]"
+
+
 def _start(a):
     """Address of a's first byte (a C-contiguous array spans [start, start + a.nbytes))."""
     return a.__array_interface__["data"][0]
 
+
+# parameter-group options torch.optim has and fastloss does not: a state_dict with one is torch's
+_TORCH_OPTIONS = ("foreach", "fused", "capturable", "differentiable")
+_TORCH_SD = ("this is a torch.optim state_dict, which cannot be loaded (put its tensors' values, "
+             "as arrays, and int step counts into this optimizer's own state_dict() and load that)")
 
 _NEVER = (object(),)  # a memo key: its first object is no hyperparameter, so never a hit
 _NONE = object()  # "no such state array" (None itself is a missing array: the slow path names it)

@@ -129,8 +129,10 @@ class Adam(Optimizer):
 
     def _prepare(self, plan):
         for group, i, p, g, st, step, lr in plan:
+            # each one on its own: a loaded state_dict may hold one and not the other
             if st["exp_avg"] is None:
                 st["exp_avg"] = np.zeros_like(p)
+            if st["exp_avg_sq"] is None:
                 st["exp_avg_sq"] = np.zeros_like(p)
             if group["amsgrad"] and st["max_exp_avg_sq"] is None:
                 st["max_exp_avg_sq"] = np.zeros_like(p)
