@@ -276,16 +276,26 @@ FL_INLINE double SFX(ce_small_block)(const SFX(cectx) *cx, int64_t r0, int64_t n
     const T *w = cx->weight;
     T xt[32][K], qt[soft ? 32 : 1][K], m[K], S[K], sd[K], dy[K], wy[K], l[K], live[K];
     T qa[K], qb[K]; /* probability targets: sum_j q'_j w_j and sum_j q'_j w_j (x_j - m) */
-    int64_t y[K];
+    int32_t y[K];   /* class-index targets: the class, -1 for an ignored row or a lane past nr */
     const T ome = (T)1 - cx->eps, epsc = cx->eps / (T)C, gs = cx->gscale;
-    /* per row: the target, x_y, w_y (scalar loads, before the transposition) */
-    for (int k = 0; k < K; k++) {
-        const int64_t t = soft ? 0 : k < nr ? cx->target[r0 + k] : cx->ignore_index;
-        live[k] = soft ? k < nr : t != cx->ignore_index;
-        y[k] = live[k] ? t : 0;
-        wy[k] = weighted ? w[y[k]] : (T)1;
-        dy[k] = k < nr && !soft ? x[k * C + y[k]] : (T)0;
+    /* per row: its target as a 32-bit lane (c <= 32), so that x_y is picked in the max
+     * loop below (a compare and a blend per vector) rather than by a scalar load per row */
+    if (!soft) {
+        const int64_t *t = cx->target + r0, ign = cx->ignore_index;
+#pragma omp simd
+        for (int k = 0; k < K; k++) {
+            const int64_t tk = k < nr ? t[k] : ign;
+            y[k] = tk != ign ? (int32_t)tk : -1;
+        }
     }
+#pragma omp simd
+    for (int k = 0; k < K; k++) {
+        live[k] = soft ? k < nr : y[k] >= 0;
+        dy[k] = 0;
+        wy[k] = 1;
+    }
+    if (weighted && !soft)
+        for (int k = 0; k < K; k++) wy[k] = y[k] >= 0 ? w[y[k]] : (T)1;
     if (soft) { /* q'_j = (1 - eps) q_j + eps / C, transposed like the logits */
         SFX(ce_transpose_in)(&qt[0][0], cx->prob + r0 * C, C, nr);
         if (smooth)
@@ -303,9 +313,12 @@ FL_INLINE double SFX(ce_small_block)(const SFX(cectx) *cx, int64_t r0, int64_t n
         qa[k] = 0;
         qb[k] = 0;
     }
-    for (int64_t j = 1; j < C; j++) {
+    for (int64_t j = 0; j < C; j++) {
 #pragma omp simd
-        for (int k = 0; k < K; k++) m[k] = xt[j][k] > m[k] ? xt[j][k] : m[k];
+        for (int k = 0; k < K; k++) {
+            m[k] = xt[j][k] > m[k] ? xt[j][k] : m[k];
+            if (!soft) dy[k] = y[k] == (int32_t)j ? xt[j][k] : dy[k];
+        }
     }
     for (int64_t j = 0; j < C; j++) {
         const T wj = weighted ? w[j] : (T)1;
@@ -353,7 +366,7 @@ FL_INLINE double SFX(ce_small_block)(const SFX(cectx) *cx, int64_t r0, int64_t n
             const T wj = weighted ? w[j] : (T)1, gej = smooth && !soft ? gs * epsc * wj : (T)0;
 #pragma omp simd
             for (int k = 0; k < K; k++) {
-                const T tgt = soft ? gs * qt[j][k] * wj : gej + (y[k] == j ? gy[k] : (T)0);
+                const T tgt = soft ? gs * qt[j][k] * wj : gej + (y[k] == (int32_t)j ? gy[k] : (T)0);
                 xt[j][k] = live[k] != 0 ? xt[j][k] * coef[k] - tgt : (T)0;
             }
         }
