@@ -186,6 +186,11 @@ def _compare(case, ours, theirs, dtype):
         assert clipped.any() and not clipped.all(), tnorms
 
 
+def _against_torch(case, data, backend, dtype):
+    x, y, init = data
+    _compare(case, _train_fastloss(case, x, y, init, backend), _train_torch(case, x, y, init), dtype)
+
+
 # ---- 1. softmax classifier -----------------------------------------------------------------
 N, D, H, C = 61, 37, 23, 7
 
@@ -250,10 +255,7 @@ CE_CASES = ["adamw-smooth-weight", "sgd-nesterov-ignore"]
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
 def test_classifier_matches_torch(name, backend, dtype):
     case = _ce_case(name, dtype)
-    x, y, init = _class_data(dtype, case["ignore_index"])
-    ours = _train_fastloss(case, x, y, init, backend)
-    theirs = _train_torch(case, x, y, init)
-    _compare(case, ours, theirs, dtype)
+    _against_torch(case, _class_data(dtype, case["ignore_index"]), backend, dtype)
 
 
 # ---- 2. regression -------------------------------------------------------------------------
@@ -303,11 +305,7 @@ REG_CASES = ["adam-huber", "adam-amsgrad-smooth_l1"]
 @pytest.mark.parametrize("backend", COMPILED)
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
 def test_regression_matches_torch(name, backend, dtype):
-    case = _reg_case(name, dtype)
-    x, y, init = _reg_data(dtype)
-    ours = _train_fastloss(case, x, y, init, backend)
-    theirs = _train_torch(case, x, y, init)
-    _compare(case, ours, theirs, dtype)
+    _against_torch(_reg_case(name, dtype), _reg_data(dtype), backend, dtype)
     # both sides of the kink are visited: the residuals at the start straddle it
     d = np.abs(_forward(init, x)[1] - y)
     assert 0.1 < (d > case["kink"]).mean() < 0.9
