@@ -187,8 +187,11 @@ def _compare(case, ours, theirs, dtype):
 
 
 def _against_torch(case, data, backend, dtype):
+    """Train with fastloss and with torch from the same start, compare; returns torch's run."""
     x, y, init = data
-    _compare(case, _train_fastloss(case, x, y, init, backend), _train_torch(case, x, y, init), dtype)
+    theirs = _train_torch(case, x, y, init)
+    _compare(case, _train_fastloss(case, x, y, init, backend), theirs, dtype)
+    return theirs
 
 
 # ---- 1. softmax classifier -----------------------------------------------------------------
@@ -305,7 +308,8 @@ REG_CASES = ["adam-huber", "adam-amsgrad-smooth_l1"]
 @pytest.mark.parametrize("backend", COMPILED)
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
 def test_regression_matches_torch(name, backend, dtype):
-    _against_torch(_reg_case(name, dtype), _reg_data(dtype), backend, dtype)
+    case, (x, y, init) = _reg_case(name, dtype), _reg_data(dtype)
+    theirs = _against_torch(case, (x, y, init), backend, dtype)
     # both sides of the kink are visited: the residuals at the start straddle it
     d = np.abs(_forward(init, x)[1] - y)
     assert 0.1 < (d > case["kink"]).mean() < 0.9
