@@ -5,6 +5,7 @@ updates every parameter with one kernel call per step; clip_grad_norm reads its 
 block in one call.  Elementwise optimizer kernels compute each element from that element
 alone, so a flat update equals updating the same arrays one by one, bit for bit.
 """
+import copy
 import math
 import numbers
 
@@ -69,6 +70,14 @@ class FlatParams:
       shapes, offsets, sizes, dtype, size.
 
     Parameters and gradients start at zero; :meth:`from_arrays` copies initial values in.
+
+    Copies: ``copy.deepcopy`` and pickle give an independent FlatParams with new 64-byte-
+    aligned blocks of the same values and its own views of them (with an optimizer built over
+    it, copy both together: see :mod:`fastloss.optim`).  In the same deepcopy, a reference to
+    one of its blocks or views met after the FlatParams becomes the copy's (one met before it,
+    and any in a pickle, is copied as an array of its own).  ``copy.copy`` gives a second
+    FlatParams over the same two blocks, as copying a list of arrays shares the arrays:
+    writing through either changes both.
     """
 
     def __init__(self, shapes, dtype=np.float32):
@@ -114,8 +123,50 @@ class FlatParams:
         """Set every gradient to zero (one pass over the gradient block)."""
         self.grad[...] = 0
 
+    # ---- copies: the views are made anew from the new blocks, never copied one by one ----
+    # (a view copied on its own, by numpy's deepcopy or by pickle, becomes an array of its own)
+    def __reduce__(self):
+        extra = {k: v for k, v in self.__dict__.items() if k not in _LAYOUT}
+        return _rebuild, (type(self), self.shapes, self.dtype, self.data, self.grad), extra or None
+
+    def __deepcopy__(self, memo):
+        new = _rebuild(type(self), self.shapes, self.dtype, self.data, self.grad)
+        memo[id(self)] = new
+        # the rest of this deepcopy (an optimizer's state, a user's list of params) gets the
+        # copy's block or view for each of ours; ours are kept alive with the memo, as copy
+        # does with what it copies, so no id is reused while the memo lives
+        ours = [self.data, self.grad, *self.params, *self.grads]
+        for a, b in zip(ours, [new.data, new.grad, *new.params, *new.grads]):
+            memo[id(a)] = b
+        memo.setdefault(id(memo), []).extend(ours)
+        for k, v in self.__dict__.items():
+            if k not in _LAYOUT:
+                setattr(new, k, copy.deepcopy(v, memo))
+        return new
+
+    def __copy__(self):
+        new = type(self).__new__(type(self))
+        new.__dict__.update(self.__dict__)
+        for k in ("shapes", "sizes", "offsets", "params", "grads"):  # its own lists, the same arrays
+            setattr(new, k, list(getattr(self, k)))
+        return new
+
     def __len__(self):
         return len(self.shapes)
 
     def __repr__(self):
         return f"FlatParams({len(self.shapes)} parameters, {self.size} elements, {self.dtype})"
+
+
+# what __init__ computes from (shapes, dtype): not copied, made anew
+_LAYOUT = frozenset({"dtype", "shapes", "sizes", "offsets", "size", "data", "grad", "params", "grads"})
+
+
+def _rebuild(cls, shapes, dtype, data, grad):
+    """A FlatParams (of class cls) of that layout with new aligned blocks holding the values of
+    data and grad, and views of them (pickle's and deepcopy's constructor)."""
+    flat = cls.__new__(cls)
+    FlatParams.__init__(flat, shapes, dtype)
+    flat.data[...] = data
+    flat.grad[...] = grad
+    return flat

@@ -10,11 +10,24 @@ Over a :class:`fastloss.FlatParams` the optimizer has one parameter group and ke
 flat too: ``_flat_state`` holds the step count and one block per state array, and each
 parameter's ``state[i]`` holds views into those blocks (so ``state_dict()`` looks the same as
 for the same arrays given one by one, and either loads into the other).  ``step()`` then makes
-one ``_update`` call, over the whole ``data``/``grad`` blocks.
+one ``_update`` call, over the whole ``data``/``grad`` blocks.  A state entry the user assigns
+(``opt.state[i]['exp_avg'] = a``) would not reach those blocks: step() refuses it by name.
+There ``state`` is a list and each ``state[i]`` a dict-like mapping (a
+``collections.abc.MutableMapping``, not a ``dict``: ``dict(opt.state[i])`` is one) whose
+``'step'`` is read from the flat state, so a step writes nothing per parameter; any change
+to the list or to a mapping sets one flag, and only then does step() look at the entries.
+
+Copies: ``copy.deepcopy`` and pickle give an independent optimizer over a copy of its
+parameters (an optimizer over a FlatParams: over a copy of the FlatParams, with copies of the
+state blocks and state views into them, made anew rather than copied one by one).  Copy the
+parameters and the optimizer together (``copy.deepcopy((flat, opt))``, one pickle of both)
+to get the copied optimizer over the copied parameters.  ``copy.copy`` is refused.
 """
 import bisect
+import copy
 import numbers
 import operator
+from collections.abc import Mapping, MutableMapping
 
 import numpy as np
 
@@ -70,11 +83,65 @@ class Optimizer:
         V.disjoint([(p, f"params[{i}]") for i, p in enumerate(ps)])
         self._record_params(ps)
 
+    # ---- copies -----------------------------------------------------------------------------
+    def __getstate__(self):
+        """What deepcopy and pickle copy: not the records of the arrays checked (__setstate__
+        makes them for the copy's arrays); over a FlatParams, not the views into its blocks
+        and into the state blocks either (a view copied on its own becomes an array of its
+        own): the group's params are the FlatParams' views, and each state entry holding the
+        view it was given is marked _GIVEN, to be given the view into the copy's block."""
+        state = {k: v for k, v in self.__dict__.items() if k not in _DERIVED}
+        if self._flat is not None:
+            state["param_groups"] = [{**g, "params": None} for g in self.param_groups]
+            given = {k: column for k, (_, column) in zip(self._state_arrays, self._flat_given)}
+
+            def mark(i, st):  # only the optimizer's own mappings hold views it gave
+                if type(st) is not _FlatEntries or st._note is not self._flat_note:
+                    return st
+                return {k: (_GIVEN if v is not None and k in given and i < len(given[k])
+                            and v is given[k][i] else v) for k, v in st.items()}
+            if isinstance(self.state, list):
+                state["state"] = [mark(i, st) for i, st in enumerate(self.state)]
+        return state
+
     def __setstate__(self, state):
         # a copy (copy.deepcopy, pickle) holds new arrays: new ids and addresses to record
         self.__dict__.update(state)
         self._validated = {}
-        self._record_params(None if self._flat is not None else self._all_params())
+        if self._flat is None:
+            self._record_params(self._all_params())
+            return
+        for g in self.param_groups:
+            g["params"] = list(self._flat.params)
+        states = self.state
+        if not isinstance(states, list):  # kept as it is: the next step refuses it
+            self.state = [{} for _ in self._flat.params]
+        self._record_params(None)
+        if not isinstance(states, list):
+            self.state = states
+        for j in range(len(self._state_arrays)):
+            self._give_flat_views(j, only_marked=True)
+        self._flat_note[0] = True  # the first step checks every entry (one may be the user's)
+
+    def __deepcopy__(self, memo):
+        new = type(self).__new__(type(self))
+        memo[id(self)] = new
+        if self._flat is not None:
+            # each state block straight into a new 64-byte-aligned one (numpy's copy would not
+            # be aligned, and __setstate__ would copy it again); ours kept alive with the memo
+            for k in self._state_arrays:
+                b = self._flat_state[k]
+                if b is not None and id(b) not in memo:
+                    memo[id(b)] = _aligned_copy(b, self._flat.dtype)
+                    memo.setdefault(id(memo), []).append(b)
+        new.__setstate__(copy.deepcopy(self.__getstate__(), memo))
+        return new
+
+    def __copy__(self):
+        raise TypeError(f"copy.copy({type(self).__name__}): a shallow copy would share the state "
+                        "arrays and step counts with this optimizer (each step of either would "
+                        "update both); use copy.deepcopy for an independent optimizer, over a copy "
+                        "of its parameters (deepcopy the parameters and the optimizer together)")
 
     # ---- parameters ---------------------------------------------------------------------
     @staticmethod
@@ -108,12 +175,18 @@ class Optimizer:
 
     def _record_params(self, ps):
         """What step() checks the parameters against (they are fixed after construction):
-        each one's array, dtype and shape.  Over a FlatParams (ps None): its data block's
-        array, dtype and shape, and its grad block.  No state array is recorded yet: the next
-        step verifies them first (_restate)."""
+        each one's array, dtype and shape.  No state array is recorded yet: the next step
+        verifies them first (_restate).  Over a FlatParams (ps None): its data block's array,
+        dtype and shape, and its grad block; and state becomes a _FlatList of _FlatEntries,
+        noting changes (_own_entries), no view given yet (_give_flat_views gives them)."""
         if ps is None:
-            d = self._flat.data
-            self._flat_layout = (d, d.dtype, d.shape, self._flat.grad)
+            flat = self._flat
+            d = flat.data
+            self._flat_layout = (d, d.dtype, d.shape, flat.grad)
+            # per state array: the block and the views of it given to the parameters (None)
+            self._flat_given = [(None, [None] * len(flat)) for _ in self._state_arrays]
+            self._flat_note = [False]  # set by any change to state or a parameter's entries
+            self._own_entries(self.state)
             return
         self._pinfo = [(p, p.dtype, p.shape) for p in ps]
         self._state_rec = self._owners = None
@@ -380,14 +453,73 @@ class Optimizer:
         s = st["step"]
         if not (type(s) is int and 0 <= s < STEP_MAX):
             s = self._check_count(s, "state[0]['step']")
+        # nothing changed in state or in a parameter's entries since the last step (the quick
+        # test, O(1): the list and the mappings set _flat_note on any change; a plain list the
+        # user put in place holding the same mappings takes one identity pass); else the full
+        # one names a state entry the kernels would ignore
+        note, states = self._flat_note, self.state
+        checked = note[0] or (states is not self._flat_list and not (
+            type(states) is list and len(states) == len(self._flat_entries)
+            and all(map(_is, states, self._flat_entries))))
+        if checked:
+            s = self._check_flat_entries(s)
         lr = self._lr_at(group["lr"], s)
         step = s + 1
         self._prepare([(group, 0, d, g, st, step, lr)])
         self._adopt_flat_state()
         self._update(_config.module(self.backend), group, d, g, st, step, lr, gs)
-        st["step"] = step
-        for s in self.state:
-            s["step"] = step
+        st["step"] = step  # every state[i]['step'] reads it
+        if checked:  # counts the user set (all equal, taken): read from the flat state again
+            for e in self._flat_entries:
+                e._d["step"] = _SHARED
+            note[0] = False
+
+    def _check_flat_entries(self, s):
+        """The full check of the state entries over a FlatParams (the quick one failed):
+        returns the step count to take, or raises naming the entry, before anything is written.
+        state[i] must still be the optimizer's dict, and each of its state arrays the view
+        into flat block k it was given (None while there is no block): the kernels update
+        the blocks, so an array (or a dict) put in its place would be ignored, and
+        state_dict() would report it.  The step counts may have been set: taken when every
+        parameter has the same valid one (as load_state_dict takes them), refused when they
+        differ."""
+        states, entries = self.state, self._flat_entries
+        n = len(entries)
+        if not isinstance(states, list) or len(states) != n:
+            raise ValueError(f"state: must be the optimizer's list of {n} dicts, one per parameter "
+                             "(its parameters are fixed)")
+        steps = []
+        for i, st in enumerate(states):
+            if st is not entries[i]:
+                raise ValueError(f"state[{i}]: was replaced, but over a FlatParams it must stay the "
+                                 "optimizer's dict, whose entries are views into the flat blocks the "
+                                 "kernels update (a dict put in its place would be ignored); change "
+                                 f"the entries within it (opt.state[{i}][k][...] = x) or use "
+                                 "load_state_dict")
+            for k, (_, column) in zip(self._state_arrays, self._flat_given):
+                if k not in st:
+                    raise ValueError(f"state[{i}]: has no {k!r} entry")
+                if st[k] is not column[i]:
+                    how = (f"write into that view (opt.state[{i}][{k!r}][...] = x) or use "
+                           "load_state_dict" if column[i] is not None else "use load_state_dict")
+                    raise ValueError(
+                        f"state[{i}][{k!r}]: was assigned, but over a FlatParams it must stay "
+                        + ("None until the optimizer creates its flat block" if column[i] is None
+                           else "the view into the optimizer's flat block it was given")
+                        + f": the kernels update the flat {k!r} block, so an array assigned here "
+                        f"would be ignored; {how}")
+            if "step" not in st:
+                raise ValueError(f"state[{i}]: has no 'step' entry")
+            v = st["step"]
+            steps.append(v if v is s else self._check_count(v, f"state[{i}]['step']"))
+        odd = next((i for i, v in enumerate(steps) if v != steps[0]), None)
+        if odd is not None:
+            i = 0 if steps[odd] == s else odd  # name a count that was set, not one left as it was
+            j = next(j for j, v in enumerate(steps) if v != steps[i])
+            raise ValueError(f"state[{i}]['step']: {steps[i]}, while state[{j}]['step'] is "
+                             f"{steps[j]}: an optimizer over a FlatParams takes each step for every "
+                             "parameter together (set the same count for all, or use load_state_dict)")
+        return steps[0]
 
     def _check_flat_data(self, d):
         data0, dt, shape, _ = self._flat_layout
@@ -415,19 +547,56 @@ class Optimizer:
         return g
 
     def _adopt_flat_state(self):
-        """Give each parameter views into the flat state blocks _prepare just created (moved
-        to a 64-byte boundary first when the allocator did not give one)."""
-        st, flat = self._flat_state, self._flat
-        for name in self._state_arrays:
-            blk = st[name]
-            if blk is None or (self.state and self.state[0][name] is not None):
-                continue
-            if blk.ctypes.data % ALIGN:
-                a = aligned_empty(blk.size, blk.dtype)
-                a[...] = blk
-                st[name] = blk = a
-            for s, v in zip(self.state, flat.views(blk)):
-                s[name] = v
+        """Give each parameter views into every flat state block that is new since views
+        were last given (_prepare or _init_state just created it)."""
+        st, given = self._flat_state, self._flat_given
+        for j, name in enumerate(self._state_arrays):
+            if st[name] is not given[j][0]:
+                self._give_flat_views(j)
+
+    def _give_flat_views(self, j, only_marked=False):
+        """Set each parameter's state[i][k], k the j-th state array, to its view into flat
+        block k (None while there is no block), the block first moved to a 64-byte boundary
+        (and to the FlatParams' own dtype object) if it is not there, and record the views
+        for step()'s test.  only_marked: only the entries a copy marked _GIVEN (__setstate__);
+        an array the user had assigned stays, and the copy refuses it as the original does."""
+        name, st, flat = self._state_arrays[j], self._flat_state, self._flat
+        blk = st[name]
+        if blk is not None and (blk.ctypes.data % ALIGN or blk.dtype is not flat.dtype):
+            st[name] = blk = _aligned_copy(blk, flat.dtype)
+        column = [None] * len(flat) if blk is None else flat.views(blk)
+        for e, v in zip(self._flat_entries, column):
+            d = e._d  # the optimizer's own write: not noted
+            if not only_marked or d.get(name) is _GIVEN:
+                d[name] = v
+        self._flat_given[j] = (blk, column)
+
+    def _own_entries(self, states):
+        """Make state a _FlatList (the one it is, if it is) of one _FlatEntries per dict in
+        states, with its entries, noting changes in _flat_note, and record them (step() checks
+        that state holds them).  A step count equal to the flat one is read from the flat state
+        (else kept, and the next step checks it).  Something not a dict (in a copy of an
+        optimizer whose state was so replaced) stays, and the next step refuses it."""
+        note, flat_state = self._flat_note, self._flat_state
+        entries = [_FlatEntries(st if isinstance(st, dict) else (), flat_state, note)
+                   for st in states]
+        new = [e if isinstance(st, dict) else st for e, st in zip(entries, states)]
+        lst = self.__dict__.get("_flat_list")
+        if lst is None:
+            lst = self._flat_list = _FlatList()
+            lst._note = note
+        list.__setitem__(lst, slice(None), new)
+        self.state = lst
+        self._flat_entries = tuple(entries)
+        n, changed = flat_state["step"], False
+        for e, st in zip(entries, states):
+            d = e._d
+            v = d.get("step")  # None: no count (or not a dict), which the next step refuses
+            if v is n or (type(v) is int and v == n):
+                d["step"] = _SHARED
+            else:
+                changed = True
+        note[0] = changed
 
     def _init_state(self, name, value):
         """Create state array ``name`` for every parameter now, filled with value(group)
@@ -436,8 +605,6 @@ class Optimizer:
             blk = aligned_empty(self._flat.size, self._flat.dtype)
             blk[...] = value(self.param_groups[0])
             self._flat_state[name] = blk
-            for s in self.state:
-                s[name] = None
             self._adopt_flat_state()
             return
         i = 0
@@ -556,24 +723,144 @@ class Optimizer:
                                  "optimizer over a FlatParams keeps it for all or none")
 
     def _load_flat_state(self, new_state):
-        """Copy a validated per-parameter state into the flat blocks (allocated if needed)."""
+        """Copy a validated per-parameter state into the flat blocks (allocated if needed);
+        every parameter's state entries become new, as for separate arrays: the step count and
+        the views into the blocks (whatever had been assigned there is replaced)."""
         st, flat = self._flat_state, self._flat
-        st["step"] = new_state[0]["step"] if new_state else 0
-        for name in self._state_arrays:
-            if new_state and new_state[0][name] is None:
+        st["step"] = step = new_state[0]["step"]
+        self._own_entries([{"step": step} for _ in new_state])
+        for j, name in enumerate(self._state_arrays):
+            if new_state[0][name] is None:
                 st[name] = None
-                for s in self.state:
-                    s[name] = None
-                continue
-            if st[name] is None:
+            elif st[name] is None:
                 st[name] = aligned_empty(flat.size, flat.dtype)
-                for s in self.state:
-                    s[name] = None
-                self._adopt_flat_state()
-            for s, ns in zip(self.state, new_state):
-                s[name][...] = ns[name]
-        for s in self.state:
-            s["step"] = st["step"]
+            self._give_flat_views(j)
+            for v, ns in zip(self._flat_given[j][1], new_state):
+                if v is not None:
+                    v[...] = ns[name]
+
+
+# what __getstate__ leaves out: the records of the arrays checked, made anew for a copy's arrays
+_DERIVED = frozenset({"_validated", "_pinfo", "_state_rec", "_owners", "_intervals", "_flat_layout",
+                      "_flat_given", "_flat_note", "_flat_entries", "_flat_list"})
+
+
+def _noting(method):
+    def noted(self, *args, **kwargs):
+        self._note[0] = True
+        return method(self, *args, **kwargs)
+    noted.__name__ = method.__name__
+    return noted
+
+
+class _FlatList(list):
+    """The state list of an optimizer over a FlatParams: a list that notes any change made
+    to it in the optimizer's _flat_note (step() then checks every entry).  A copy of it
+    (copy, pickle, list()) is a plain list."""
+    __slots__ = ("_note",)
+    __setitem__ = _noting(list.__setitem__)
+    __delitem__ = _noting(list.__delitem__)
+    __iadd__ = _noting(list.__iadd__)
+    __imul__ = _noting(list.__imul__)
+    append = _noting(list.append)
+    extend = _noting(list.extend)
+    insert = _noting(list.insert)
+    pop = _noting(list.pop)
+    remove = _noting(list.remove)
+    clear = _noting(list.clear)
+    sort = _noting(list.sort)
+    reverse = _noting(list.reverse)
+
+    def __reduce__(self):
+        return list, (list(self),)
+
+
+class _FlatEntries(MutableMapping):
+    """A parameter's state in an optimizer over a FlatParams: a mapping that reads like the
+    dict a parameter has over separate arrays (its 'step' and its state arrays, views into the
+    flat blocks), but is no dict: its 'step' is the flat state's count, read when asked (a
+    step writes nothing per parameter), and any change made to it (also through update, pop,
+    setdefault, clear, |=) notes in the optimizer's _flat_note that step() must check every
+    entry (the kernels update the flat blocks and would ignore an entry rebound).  The
+    optimizer writes its views into _d directly, not noted.  A copy of one (copy, pickle,
+    dict(), .copy(), |) is a plain dict with a plain int step."""
+    __slots__ = ("_d", "_flat_state", "_note")
+
+    def __init__(self, entries, flat_state, note):
+        self._d = dict(entries)  # 'step': _SHARED while it is the flat state's count
+        self._flat_state = flat_state
+        self._note = note
+
+    def __getitem__(self, k):
+        v = self._d[k]
+        return self._flat_state["step"] if v is _SHARED else v
+
+    def __setitem__(self, k, v):
+        self._note[0] = True
+        self._d[k] = v
+
+    def __delitem__(self, k):
+        del self._d[k]
+        self._note[0] = True
+
+    def __contains__(self, k):
+        return k in self._d
+
+    def __iter__(self):
+        return iter(self._d)
+
+    def __len__(self):
+        return len(self._d)
+
+    def copy(self):
+        return dict(self)
+
+    def __or__(self, other):
+        return {**self, **other} if isinstance(other, Mapping) else NotImplemented
+
+    def __ror__(self, other):
+        return {**other, **self} if isinstance(other, Mapping) else NotImplemented
+
+    def __ior__(self, other):
+        self.update(other)
+        return self
+
+    def __reduce__(self):
+        return dict, (dict(self),)
+
+    def __repr__(self):
+        return repr(dict(self))
+
+
+class _Shared:
+    """In a _FlatEntries: its 'step' is the flat state's count."""
+
+    def __repr__(self):
+        return "<the flat step count>"
+
+
+_SHARED = _Shared()
+
+
+class _Given:
+    """In a copy's state (__getstate__): an entry that held the view into its flat block the
+    optimizer gave it, given the view into the copy's block (pickled by name: one object)."""
+
+    def __reduce__(self):
+        return "_GIVEN"
+
+    def __repr__(self):
+        return "<the view into the flat block>"
+
+
+_GIVEN = _Given()
+
+
+def _aligned_copy(a, dtype):
+    """A copy of 1-D array a in a new 64-byte-aligned block of dtype."""
+    b = aligned_empty(a.size, dtype)
+    b[...] = a
+    return b
 
 
 # ---- the functional kernels' array checks ---------------------------------------------------
