@@ -150,20 +150,19 @@ FL_INLINE double SFX(ce_index_row)(const SFX(cectx) *cx, int64_t r, const int un
  * probability targets, transposed the same way (qt), instead of class indices. */
 #define FL_CE_BLOCK 64
 /* The transposition, xt[j][k] = x[k c + j] for the block's rows (0 in the lanes past nr), and
- * back.  float, c <= 16: FL_TR_L = 8 rows at a time by two-source permutes of 8-float vectors
- * (GCC's vector extension __builtin_shuffle: vpermt2ps under AVX-512, two vpermps and a
- * blend under AVX2), with c a compile-time constant (a switch over c: every index and mask
- * is then a constant and the loops unroll; with c at run time the same permutes ran at half
- * the speed).  The 8 rows of c classes are c vectors; xt's row j over them is element
- * e = k c + j (k < 8), in vector e / 8: each pair of vectors is one table of 16 elements,
- * permuted by e mod 16, and the pair e / 16 is picked per lane by a mask.  Back is the same
- * with the roles swapped: output element e = k c + j comes from xt's row j, lane k, and
- * pairs of xt rows are the tables.  About c/2 permutes (and as many blends) per row each
- * way, where plain copies take c loads and c stores: 1024x7, per row, in 7.0 -> 3.0 cycles,
- * out 7.0 -> 3.1; 10 classes 10.0 -> 6.1 and 9.9 -> 5.0 (bench/NOTES.md).  For c = 1, 2, 4,
- * 8, 16 the copies with a constant c are better (GCC vectorizes them itself: c = 8, 2.0
- * cycles a row each way, against 4.3 by permutes).  Partial groups of rows, c > 16 and
- * double: plain copies. */
+ * back.  float: FL_TR_L = 8 rows at a time, with c a compile-time constant (a switch over c:
+ * every index is then a constant and the loops unroll; with c at run time the same shuffles
+ * ran at half the speed), by GCC's vector extension __builtin_shuffle on 8-float vectors.
+ *  - c = 5..32 (tr_*_t8): 8x8 transposes, one per 8 classes, by the three interleave stages
+ *    (unpcklps / unpckhps, shufps, 128-bit halves); 24 shuffles per 8 rows and 8 classes,
+ *    the shuffles of classes past c dead code.  Session 9 (bench/NOTES.md): against the
+ *    permute tables below, 256x10 cross-entropy 2.15 -> 1.71 us, multi_margin 1000x7
+ *    3.92 -> 3.00 us; c = 17..32 (plain copies before) about half the time.
+ *  - c = 3 (tr_*_perm): two-source permutes; the 8 rows of c classes are c vectors, xt's row j
+ *    over them is element e = k c + j (k < 8), in vector e / 8: each pair of vectors is one
+ *    table of 16 elements, permuted by e mod 16, the pair e / 16 picked per lane by a mask.
+ *  - c = 1, 2, 4: plain copies with a constant c (GCC vectorizes them itself).
+ * Partial groups of rows, c > 32 and double: plain copies. */
 #define FL_CE_BLOCK 64
 #define FL_TR_L 8
 typedef T SFX(trv) __attribute__((vector_size(FL_TR_L * sizeof(T))));
@@ -216,6 +215,90 @@ FL_INLINE void SFX(tr_out_perm)(T *g, const T *xt, const int64_t C, int64_t nr)
     }
 }
 
+/* 8x8 transposes (c = 5..32): the 8 rows' classes 8b..8b+7 in, 8 class vectors out (or back).
+ * In: row k's block b is the 8 floats from k c + 8 b, which reads past the row into the
+ * group's next one (harmless: c >= 4 nb keeps rows 0..6 inside the group), except the last
+ * row's last block, which would leave the group: it is loaded as the group's last 8 floats
+ * and shifted down.  Out: each row's blocks are stored whole, in row order, so what one
+ * spills into the next row is overwritten by that row's own stores; the group's last 8
+ * floats are stored last, completed from the vector that wrote their first lanes. */
+#define FL_T8_STAGES(r, col)                                                                  \
+    do {                                                                                     \
+        const SFX(tri) lo_ = {0, 8, 1, 9, 4, 12, 5, 13}, hi_ = {2, 10, 3, 11, 6, 14, 7, 15};  \
+        const SFX(tri) ql_ = {0, 1, 8, 9, 4, 5, 12, 13}, qh_ = {2, 3, 10, 11, 6, 7, 14, 15};  \
+        const SFX(tri) hl_ = {0, 1, 2, 3, 8, 9, 10, 11}, hh_ = {4, 5, 6, 7, 12, 13, 14, 15};  \
+        SFX(trv) t_[8], u_[8];                                                               \
+        for (int p_ = 0; p_ < 4; p_++) {                                                     \
+            t_[2 * p_] = __builtin_shuffle(r[2 * p_], r[2 * p_ + 1], lo_);                   \
+            t_[2 * p_ + 1] = __builtin_shuffle(r[2 * p_], r[2 * p_ + 1], hi_);               \
+        }                                                                                    \
+        for (int h_ = 0; h_ < 2; h_++) {                                                     \
+            u_[4 * h_ + 0] = __builtin_shuffle(t_[4 * h_ + 0], t_[4 * h_ + 2], ql_);         \
+            u_[4 * h_ + 1] = __builtin_shuffle(t_[4 * h_ + 0], t_[4 * h_ + 2], qh_);         \
+            u_[4 * h_ + 2] = __builtin_shuffle(t_[4 * h_ + 1], t_[4 * h_ + 3], ql_);         \
+            u_[4 * h_ + 3] = __builtin_shuffle(t_[4 * h_ + 1], t_[4 * h_ + 3], qh_);         \
+        }                                                                                    \
+        for (int q_ = 0; q_ < 4; q_++) {                                                     \
+            col[q_] = __builtin_shuffle(u_[q_], u_[q_ + 4], hl_);                            \
+            col[q_ + 4] = __builtin_shuffle(u_[q_], u_[q_ + 4], hh_);                        \
+        }                                                                                    \
+    } while (0)
+
+FL_INLINE void SFX(tr_in_t8)(T *xt, const T *x, const int64_t C, int64_t nr)
+{
+    const int64_t nb = (C + 7) / 8, sh = 8 * nb - C; /* the last block of the last row: shift */
+    SFX(tri) shi;
+    for (int i = 0; i < FL_TR_L; i++) shi[i] = (TU)(i + sh < 8 ? i + sh : 7);
+    for (int64_t k0 = 0; k0 < nr; k0 += FL_TR_L) {
+        const T *xg = x + k0 * C;
+        _Pragma("GCC unroll 4")
+        for (int64_t b = 0; b < nb; b++) {
+            SFX(trv) r[8], col[8];
+            for (int k = 0; k < 7; k++) memcpy(&r[k], xg + k * C + 8 * b, sizeof r[0]);
+            if (b < nb - 1) memcpy(&r[7], xg + 7 * C + 8 * b, sizeof r[0]);
+            else {
+                memcpy(&r[7], xg + 8 * C - 8, sizeof r[0]);
+                r[7] = __builtin_shuffle(r[7], shi);
+            }
+            FL_T8_STAGES(r, col);
+            for (int j = 0; j < 8; j++)
+                if (8 * b + j < C) memcpy(xt + (8 * b + j) * FL_CE_BLOCK + k0, &col[j], sizeof col[0]);
+        }
+    }
+}
+
+FL_INLINE void SFX(tr_out_t8)(T *g, const T *xt, const int64_t C, int64_t nr)
+{
+    const int64_t nb = (C + 7) / 8;
+    /* the group's last 8 floats, stored last (the group's only store that must not leave it):
+     * those before row 7's last block come from the vector that stored them before, row 6's
+     * last block (one block a row) or row 7's next-to-last */
+    const int64_t pa = nb == 1 ? 6 * C : 7 * C + 8 * (nb - 2), pb = 7 * C + 8 * (nb - 1);
+    SFX(tri) fin;
+    for (int i = 0; i < FL_TR_L; i++) {
+        const int64_t pos = 8 * C - 8 + i;
+        fin[i] = pos < pb ? (TU)(pos - pa) : (TU)(8 + pos - pb);
+    }
+    for (int64_t k0 = 0; k0 < nr; k0 += FL_TR_L) {
+        T *gg = g + k0 * C;
+        SFX(trv) rows[4][8];
+        _Pragma("GCC unroll 4")
+        for (int64_t b = 0; b < nb; b++) {
+            SFX(trv) cl[8];
+            for (int j = 0; j < 8; j++) {
+                if (8 * b + j < C) memcpy(&cl[j], xt + (8 * b + j) * FL_CE_BLOCK + k0, sizeof cl[0]);
+                else cl[j] = (SFX(trv)){0};
+            }
+            FL_T8_STAGES(cl, rows[b]);
+        }
+        for (int k = 0; k < 7; k++)
+            for (int64_t b = 0; b < nb; b++) memcpy(gg + k * C + 8 * b, &rows[b][k], sizeof rows[0][0]);
+        for (int64_t b = 0; b < nb - 1; b++) memcpy(gg + 7 * C + 8 * b, &rows[b][7], sizeof rows[0][0]);
+        const SFX(trv) last = __builtin_shuffle(nb == 1 ? rows[0][6] : rows[nb - 2][7], rows[nb - 1][7], fin);
+        memcpy(gg + 8 * C - 8, &last, sizeof last);
+    }
+}
+
 FL_INLINE void SFX(tr_in_copy)(T *xt, const T *x, const int64_t C, int64_t k0, int64_t nr)
 {
     for (int64_t k = k0; k < nr; k++)
@@ -234,18 +317,34 @@ FL_INLINE void SFX(tr_out_copy)(T *g, const T *xt, const int64_t C, int64_t k0, 
     case 2: SFX(tr_##DIR##_copy)(A, B, 2, 0, full); break;                                   \
     case 3: SFX(tr_##DIR##_perm)(A, B, 3, full); break;                                      \
     case 4: SFX(tr_##DIR##_copy)(A, B, 4, 0, full); break;                                   \
-    case 5: SFX(tr_##DIR##_perm)(A, B, 5, full); break;                                      \
-    case 6: SFX(tr_##DIR##_perm)(A, B, 6, full); break;                                      \
-    case 7: SFX(tr_##DIR##_perm)(A, B, 7, full); break;                                      \
-    case 8: SFX(tr_##DIR##_copy)(A, B, 8, 0, full); break;                                   \
-    case 9: SFX(tr_##DIR##_perm)(A, B, 9, full); break;                                      \
-    case 10: SFX(tr_##DIR##_perm)(A, B, 10, full); break;                                    \
-    case 11: SFX(tr_##DIR##_perm)(A, B, 11, full); break;                                    \
-    case 12: SFX(tr_##DIR##_perm)(A, B, 12, full); break;                                    \
-    case 13: SFX(tr_##DIR##_perm)(A, B, 13, full); break;                                    \
-    case 14: SFX(tr_##DIR##_perm)(A, B, 14, full); break;                                    \
-    case 15: SFX(tr_##DIR##_perm)(A, B, 15, full); break;                                    \
-    case 16: SFX(tr_##DIR##_copy)(A, B, 16, 0, full); break;                                 \
+    case 5: SFX(tr_##DIR##_t8)(A, B, 5, full); break;                                        \
+    case 6: SFX(tr_##DIR##_t8)(A, B, 6, full); break;                                        \
+    case 7: SFX(tr_##DIR##_t8)(A, B, 7, full); break;                                        \
+    case 8: SFX(tr_##DIR##_t8)(A, B, 8, full); break;                                        \
+    case 9: SFX(tr_##DIR##_t8)(A, B, 9, full); break;                                        \
+    case 10: SFX(tr_##DIR##_t8)(A, B, 10, full); break;                                      \
+    case 11: SFX(tr_##DIR##_t8)(A, B, 11, full); break;                                      \
+    case 12: SFX(tr_##DIR##_t8)(A, B, 12, full); break;                                      \
+    case 13: SFX(tr_##DIR##_t8)(A, B, 13, full); break;                                      \
+    case 14: SFX(tr_##DIR##_t8)(A, B, 14, full); break;                                      \
+    case 15: SFX(tr_##DIR##_t8)(A, B, 15, full); break;                                      \
+    case 16: SFX(tr_##DIR##_t8)(A, B, 16, full); break;                                      \
+    case 17: SFX(tr_##DIR##_t8)(A, B, 17, full); break;                                      \
+    case 18: SFX(tr_##DIR##_t8)(A, B, 18, full); break;                                      \
+    case 19: SFX(tr_##DIR##_t8)(A, B, 19, full); break;                                      \
+    case 20: SFX(tr_##DIR##_t8)(A, B, 20, full); break;                                      \
+    case 21: SFX(tr_##DIR##_t8)(A, B, 21, full); break;                                      \
+    case 22: SFX(tr_##DIR##_t8)(A, B, 22, full); break;                                      \
+    case 23: SFX(tr_##DIR##_t8)(A, B, 23, full); break;                                      \
+    case 24: SFX(tr_##DIR##_t8)(A, B, 24, full); break;                                      \
+    case 25: SFX(tr_##DIR##_t8)(A, B, 25, full); break;                                      \
+    case 26: SFX(tr_##DIR##_t8)(A, B, 26, full); break;                                      \
+    case 27: SFX(tr_##DIR##_t8)(A, B, 27, full); break;                                      \
+    case 28: SFX(tr_##DIR##_t8)(A, B, 28, full); break;                                      \
+    case 29: SFX(tr_##DIR##_t8)(A, B, 29, full); break;                                      \
+    case 30: SFX(tr_##DIR##_t8)(A, B, 30, full); break;                                      \
+    case 31: SFX(tr_##DIR##_t8)(A, B, 31, full); break;                                      \
+    case 32: SFX(tr_##DIR##_t8)(A, B, 32, full); break;                                      \
     default: full = 0;
 
 /* xt[j][k] = x[k c + j], k < nr; 0 for nr <= k < FL_CE_BLOCK */

@@ -242,19 +242,23 @@ def test_cross_entropy_every_row_path(classes, backend, dtype, rng):
 @pytest.mark.parametrize("backend", COMPILED)
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
 def test_every_class_count_and_row_remainder(classes, backend, dtype, rng):
-    """Every c up to 34 (the few-class blocks transpose c <= 16 by permutes, 8 rows at a time,
-    the other rows and c by copies; c > 32 is the row loop) and row counts around the 8-row
-    groups and 64-row blocks: cross_entropy and multi_margin (p 1 and 2, weighted) against
-    the reference, out= the logits, and the loss alone."""
+    """Every c up to 34 (the few-class blocks transpose 8 rows at a time: c = 5..32 by 8x8
+    transposes, c = 3 by permutes, the other rows and c by copies; c > 32 is the row loop) and
+    row counts around the 8-row groups and 64-row blocks: cross_entropy with class and with
+    probability targets and multi_margin (p 1 and 2, weighted) against the reference, out=
+    the logits, and the loss alone."""
     for n in (1, 7, 8, 9, 63, 64, 65, 136):
         x = (rng.standard_normal((n, classes)) * 2).astype(dtype)
         t = rng.integers(0, classes, n)
+        q = rng.random((n, classes)).astype(dtype)
         w = rng.uniform(0.3, 2, classes).astype(dtype)
-        calls = [(fastloss.cross_entropy, {}), (fastloss.cross_entropy, {"weight": w}),
-                 (fastloss.multi_margin, {"p": 1}), (fastloss.multi_margin, {"p": 2, "weight": w, "margin": 0.7})]
-        for fn, kw in calls:
+        calls = [(fastloss.cross_entropy, t, {}), (fastloss.cross_entropy, t, {"weight": w}),
+                 (fastloss.cross_entropy, q, {"weight": w, "label_smoothing": 0.1}),
+                 (fastloss.multi_margin, t, {"p": 1}),
+                 (fastloss.multi_margin, t, {"p": 2, "weight": w, "margin": 0.7})]
+        for fn, t, kw in calls:
             for reduction in ("sum", "none"):
-                what = f"{fn.__name__} c={classes} n={n} {reduction} {kw.keys()}"
+                what = f"{fn.__name__} c={classes} n={n} target {t.dtype} {reduction} {kw.keys()}"
                 rl, rg = fn(x, t, reduction=reduction, backend="numpy", **kw)
                 l, g = fn(x, t, reduction=reduction, backend=backend, **kw)
                 assert_close(l, rl, dtype, what + " loss")
@@ -269,6 +273,58 @@ def test_every_class_count_and_row_remainder(classes, backend, dtype, rng):
                     np.testing.assert_array_equal(lo, l, err_msg=what + " loss only")
                 else:
                     assert_close(lo, rl, dtype, what + " loss only")
+
+
+_GUARD_SCRIPT = """
+import ctypes, mmap, sys
+import numpy as np
+import fastloss
+PAGE = mmap.PAGESIZE
+libc = ctypes.CDLL(None)
+libc.mprotect.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
+keep = []
+
+def at_page_end(shape, dtype):
+    # an array whose last byte is the last byte before a page that may not be touched
+    nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    pages = nbytes // PAGE + 2
+    buf = mmap.mmap(-1, pages * PAGE)
+    base = ctypes.addressof(ctypes.c_char.from_buffer(buf))
+    assert libc.mprotect(base + (pages - 1) * PAGE, PAGE, 0) == 0      # PROT_NONE
+    a = np.frombuffer(buf, dtype, int(np.prod(shape)), (pages - 1) * PAGE - nbytes).reshape(shape)
+    keep.append(buf)
+    return a
+
+rng = np.random.default_rng(0)
+backend = sys.argv[1]
+for c in list(range(1, 35)) + [40]:
+    for n in (1, 7, 8, 9, 64, 65, 136):
+        for dt in (np.float32, np.float64):
+            x = at_page_end((n, c), dt)
+            x[:] = rng.standard_normal((n, c))
+            q = at_page_end((n, c), dt)
+            q[:] = 1.0 / c
+            g = at_page_end((n, c), dt)
+            t = rng.integers(0, c, n)
+            l, gg = fastloss.cross_entropy(x, t, out=g, backend=backend)
+            assert gg is g   # written in place: the kernel saw these very pages
+            assert np.isclose(l, fastloss.cross_entropy(x.copy(), t, grad=False, backend="numpy"), rtol=1e-4)
+            fastloss.cross_entropy(x, q, out=g, backend=backend)
+            fastloss.multi_margin(x, t, out=g, backend=backend)
+            fastloss.cross_entropy(x, t, out=x, backend=backend)
+print("ok")
+"""
+
+
+@pytest.mark.parametrize("backend", COMPILED)
+def test_blocks_never_touch_memory_past_the_arrays(backend):
+    """The few-class blocks load and store whole 8-float vectors that run past a row (into the
+    same 8-row group); logits, targets and gradients here end right before an inaccessible page,
+    so a read or write past any of them is a crash (run in a child process)."""
+    import subprocess
+    import sys
+    r = subprocess.run([sys.executable, "-c", _GUARD_SCRIPT, backend], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", (r.returncode, r.stdout[-2000:], r.stderr[-2000:])
 
 
 @pytest.mark.parametrize("n", [1, 7, 8, 9, 64, 1000])
