@@ -305,12 +305,17 @@ for c in list(range(1, 35)) + [40]:
             q = at_page_end((n, c), dt)
             q[:] = 1.0 / c
             g = at_page_end((n, c), dt)
-            t = rng.integers(0, c, n)
+            t = at_page_end((n,), np.int64)
+            t[:] = rng.integers(0, c, n)
+            w = at_page_end((c,), dt)
+            w[:] = rng.uniform(0.5, 2, c)
             l, gg = fastloss.cross_entropy(x, t, out=g, backend=backend)
             assert gg is g   # written in place: the kernel saw these very pages
             assert np.isclose(l, fastloss.cross_entropy(x.copy(), t, grad=False, backend="numpy"), rtol=1e-4)
             fastloss.cross_entropy(x, q, out=g, backend=backend)
+            fastloss.cross_entropy(x, t, weight=w, out=g, backend=backend)
             fastloss.multi_margin(x, t, out=g, backend=backend)
+            fastloss.multi_margin(x, t, weight=w, p=2, out=g, backend=backend)
             fastloss.cross_entropy(x, t, out=x, backend=backend)
 print("ok")
 """
@@ -319,7 +324,8 @@ print("ok")
 @pytest.mark.parametrize("backend", COMPILED)
 def test_blocks_never_touch_memory_past_the_arrays(backend):
     """The few-class blocks load and store whole 8-float vectors that run past a row (into the
-    same 8-row group); logits, targets and gradients here end right before an inaccessible page,
+    same 8-row group) and read the targets by vector loops; logits, targets, probabilities,
+    weights and gradients here end right before an inaccessible page,
     so a read or write past any of them is a crash (run in a child process)."""
     import subprocess
     import sys
