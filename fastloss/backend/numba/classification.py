@@ -133,7 +133,65 @@ def _tr_ptr(context, builder, arrty, arr, off):
     return builder.gep(data, [off])
 
 
-TR_MAX = 16   # the most classes _tr_groups transposes
+TR_MAX = 16   # the most classes _tr_groups transposes (float64; float32: TR_MAX32)
+TR_MAX32 = 32
+
+
+def _t8_stages(builder, r):
+    """The 8 columns of the 8x8 block whose rows are the 8 float vectors r, by the three
+    interleave stages of csrc's FL_T8_STAGES (unpcklps / unpckhps, shufps, 128-bit halves);
+    the shuffles of columns never used are dead code to LLVM."""
+    m = ir.VectorType(ir.IntType(32), 8)
+    lo, hi = ir.Constant(m, [0, 8, 1, 9, 4, 12, 5, 13]), ir.Constant(m, [2, 10, 3, 11, 6, 14, 7, 15])
+    ql, qh = ir.Constant(m, [0, 1, 8, 9, 4, 5, 12, 13]), ir.Constant(m, [2, 3, 10, 11, 6, 7, 14, 15])
+    hl, hh = ir.Constant(m, [0, 1, 2, 3, 8, 9, 10, 11]), ir.Constant(m, [4, 5, 6, 7, 12, 13, 14, 15])
+    sv = builder.shuffle_vector
+    t = []
+    for p in range(4):
+        t += [sv(r[2 * p], r[2 * p + 1], lo), sv(r[2 * p], r[2 * p + 1], hi)]
+    u = []
+    for h in range(2):
+        u += [sv(t[4 * h], t[4 * h + 2], ql), sv(t[4 * h], t[4 * h + 2], qh),
+              sv(t[4 * h + 1], t[4 * h + 3], ql), sv(t[4 * h + 1], t[4 * h + 3], qh)]
+    return [sv(u[q % 4], u[q % 4 + 4], hl if q < 4 else hh) for q in range(8)]
+
+
+def _t8_group(builder, C, OUT, rows, col_vec, vptr, al):
+    """One group of 8 float rows by 8x8 transposes (c = 5..32), as csrc's tr_in_t8 /
+    tr_out_t8: row k's block b is the 8 floats from k c + 8 b, which runs into the next row
+    of the group (c >= 4 nb keeps rows 0..6 inside it); the last row's last block is the
+    group's last 8 floats, shifted (in) or completed from the vector that stored their first
+    lanes and stored last (out), so nothing outside the group is touched."""
+    m = ir.VectorType(ir.IntType(32), 8)
+    nb = (C + 7) // 8
+    intp = ir.IntType(64)
+
+    def at(e):
+        return builder.bitcast(builder.gep(rows, [intp(e)]), vptr)
+
+    if not OUT:
+        sh = 8 * nb - C
+        for b in range(nb):
+            r = [builder.load(at(k * C + 8 * b), align=al) for k in range(7)]
+            if b < nb - 1:
+                r.append(builder.load(at(7 * C + 8 * b), align=al))
+            else:
+                last = builder.load(at(8 * C - 8), align=al)
+                r.append(builder.shuffle_vector(last, last, ir.Constant(m, [min(i + sh, 7) for i in range(8)])))
+            for j, v in enumerate(_t8_stages(builder, r)):
+                if 8 * b + j < C:
+                    builder.store(v, col_vec(8 * b + j), align=al)
+        return
+    zero = ir.Constant(vptr.pointee, None)
+    out = [_t8_stages(builder, [builder.load(col_vec(8 * b + j), align=al) if 8 * b + j < C else zero
+                                for j in range(8)]) for b in range(nb)]
+    for k in range(8):
+        for b in range(nb if k < 7 else nb - 1):
+            builder.store(out[b][k], at(k * C + 8 * b), align=al)
+    pa, pb = (6 * C if nb == 1 else 7 * C + 8 * (nb - 2)), 7 * C + 8 * (nb - 1)
+    fin = [pos - pa if pos < pb else 8 + pos - pb for pos in range(8 * C - 8, 8 * C)]
+    a = out[0][6] if nb == 1 else out[nb - 2][7]
+    builder.store(builder.shuffle_vector(a, out[nb - 1][7], ir.Constant(m, fin)), at(8 * C - 8), align=al)
 
 
 @intrinsic(prefer_literal=True)
@@ -143,10 +201,11 @@ def _tr_groups(typingctx, dst, src, row_off, n, stride, c, out):
     (class j of row k at xt[j * stride + k]), for k < n L, j < c:
       out False:  xt[j * stride + k] = x[row_off + k c + j]   (dst xt, src x)
       out True:   g[row_off + k c + j] = xt[j * stride + k]   (dst g, src xt)
-    out a literal, arrays C-contiguous.  The permutes of csrc/classification_tmpl.h's
-    ce_transpose_in/out, written as LLVM shufflevectors (Numba has no vector types; LLVM picks
-    vpermt2ps and blends).  Every mask is a constant: a switch on c (at run time) picks one
-    of TR_MAX loops, each a straight-line group; c > TR_MAX does nothing.  The switch is
+    out a literal, arrays C-contiguous.  As csrc/classification_tmpl.h's ce_transpose_in/out,
+    written as LLVM shufflevectors (Numba has no vector types): float32 with c = 5..32 by
+    8x8 transposes (_t8_group), the rest by permute tables (LLVM picks vpermt2ps and blends).
+    Every mask is a constant: a switch on c (at run time) picks one of TR_MAX32 (float32) or
+    TR_MAX loops, each a straight-line group; a larger c does nothing.  The switch is
     outside the loops: one per group (a jump table; LLVM did not unswitch it) made the
     transposition up to 2x as slow (float32 c = 3; 1.1x at c = 16), whole calls 2-7%."""
     if not (isinstance(out, (types.BooleanLiteral, types.IntegerLiteral))
@@ -170,7 +229,7 @@ def _tr_groups(typingctx, dst, src, row_off, n, stride, c, out):
         cols0 = _tr_ptr(context, builder, colty, cola, intp(0))
         done = builder.append_basic_block("tr_done")
         switch = builder.switch(c_, done)
-        for C in range(1, TR_MAX + 1):   # per group: C vectors of rows <-> C columns of L rows
+        for C in range(1, (TR_MAX32 if L == 8 else TR_MAX) + 1):   # per group of L rows
             case = builder.append_basic_block(f"tr_c{C}")
             switch.add_case(c_.type(C), case)
             builder.position_at_end(case)
@@ -184,7 +243,9 @@ def _tr_groups(typingctx, dst, src, row_off, n, stride, c, out):
                 def col_vec(j):
                     return builder.bitcast(builder.gep(cols, [builder.mul(stride_, intp(j))]), vptr)
 
-                if OUT:
+                if L == 8 and C >= 5:
+                    _t8_group(builder, C, OUT, rows, col_vec, vptr, al)
+                elif OUT:
                     vs = [builder.load(col_vec(j), align=al) for j in range(C)]
                     for s in range(C):
                         v = _tr_vector(builder, L, vs, [((s * L + i) % C, (s * L + i) // C) for i in range(L)])
@@ -377,9 +438,9 @@ def _tr_perm(dst, src, r0, nr, K, C, out):
     32 bytes at a time, out (a literal) its direction; returns the number of rows done
     (0 for c > TR_MAX)."""
     literally(out)
-    if C > TR_MAX:
-        return 0
     L = 32 // src.itemsize
+    if C > (TR_MAX32 if L == 8 else TR_MAX):
+        return 0
     _tr_groups(dst, src, r0 * C, nr // L, K, C, out)
     return nr - nr % L
 
