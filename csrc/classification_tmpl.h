@@ -150,19 +150,20 @@ FL_INLINE double SFX(ce_index_row)(const SFX(cectx) *cx, int64_t r, const int un
  * probability targets, transposed the same way (qt), instead of class indices. */
 #define FL_CE_BLOCK 64
 /* The transposition, xt[j][k] = x[k c + j] for the block's rows (0 in the lanes past nr), and
- * back.  float: FL_TR_L = 8 rows at a time, with c a compile-time constant (a switch over c:
- * every index is then a constant and the loops unroll; with c at run time the same shuffles
- * ran at half the speed), by GCC's vector extension __builtin_shuffle on 8-float vectors.
- *  - c = 5..32 (tr_*_t8): 8x8 transposes, one per 8 classes, by the three interleave stages
- *    (unpcklps / unpckhps, shufps, 128-bit halves); 24 shuffles per 8 rows and 8 classes,
- *    the shuffles of classes past c dead code.  Session 9 (bench/NOTES.md): against the
- *    permute tables below, 256x10 cross-entropy 2.15 -> 1.71 us, multi_margin 1000x7
- *    3.92 -> 3.00 us; c = 17..32 (plain copies before) about half the time.
- *  - c = 3 (tr_*_perm): two-source permutes; the 8 rows of c classes are c vectors, xt's row j
+ * back.  FL_TR_L = 8 rows at a time, with c a compile-time constant (a switch over c: every
+ * index is then a constant and the loops unroll; with c at run time the same shuffles ran at
+ * half the speed), by GCC's vector extension __builtin_shuffle on 8-element vectors.
+ *  - c = 5..32 (tr_*_t8), float and double: 8x8 transposes, one per 8 classes, by the three
+ *    interleave stages (float: unpcklps / unpckhps, shufps, 128-bit halves); 24 shuffles per
+ *    8 rows and 8 classes, the shuffles of classes past c dead code.  Session 9
+ *    (bench/NOTES.md): against the permute tables below, float 256x10 cross-entropy 2.15 ->
+ *    1.71 us, multi_margin 1000x7 3.92 -> 3.00 us; c = 17..32 and double (plain copies
+ *    before) 20-50% less time.
+ *  - c = 3 (tr_*_perm), float: two-source permutes; the 8 rows of c classes are c vectors, xt's row j
  *    over them is element e = k c + j (k < 8), in vector e / 8: each pair of vectors is one
  *    table of 16 elements, permuted by e mod 16, the pair e / 16 picked per lane by a mask.
  *  - c = 1, 2, 4: plain copies with a constant c (GCC vectorizes them itself).
- * Partial groups of rows, c > 32 and double: plain copies. */
+ * Partial groups of rows, c > 32 and the other double cases: plain copies. */
 #define FL_CE_BLOCK 64
 #define FL_TR_L 8
 typedef T SFX(trv) __attribute__((vector_size(FL_TR_L * sizeof(T))));
@@ -350,7 +351,7 @@ FL_INLINE void SFX(tr_out_copy)(T *g, const T *xt, const int64_t C, int64_t k0, 
 /* xt[j][k] = x[k c + j], k < nr; 0 for nr <= k < FL_CE_BLOCK */
 FL_CLONES __attribute__((noinline)) static void SFX(ce_transpose_in)(T *xt, const T *x, int64_t C, int64_t nr)
 {
-    int64_t full = sizeof(T) == 4 ? nr / FL_TR_L * FL_TR_L : 0;
+    int64_t full = sizeof(T) == 4 || (C >= 5 && C <= 32) ? nr / FL_TR_L * FL_TR_L : 0;
     if (full) switch (C) { FL_TR_CASES(in, xt, x) }
     SFX(tr_in_copy)(xt, x, C, full, nr);
     for (int64_t j = 0; j < C; j++)
@@ -360,7 +361,7 @@ FL_CLONES __attribute__((noinline)) static void SFX(ce_transpose_in)(T *xt, cons
 /* g[k c + j] = xt[j][k], k < nr */
 FL_CLONES __attribute__((noinline)) static void SFX(ce_transpose_out)(T *g, const T *xt, int64_t C, int64_t nr)
 {
-    int64_t full = sizeof(T) == 4 ? nr / FL_TR_L * FL_TR_L : 0;
+    int64_t full = sizeof(T) == 4 || (C >= 5 && C <= 32) ? nr / FL_TR_L * FL_TR_L : 0;
     if (full) switch (C) { FL_TR_CASES(out, g, xt) }
     SFX(tr_out_copy)(g, xt, C, full, nr);
 }
