@@ -1284,8 +1284,9 @@ def measure_startup(repeats=3):
     for b in (x for x in ("c", "numba") if x in _config.backends()):
         best = (math.inf, math.inf)
         for _ in range(repeats + 1):
+            # cwd outside any checkout: `python -c` would import a source tree's fastloss/ there
             r = subprocess.run([sys.executable, "-c", code.format(b=b)], capture_output=True, text=True,
-                               env=env, timeout=300)
+                               env=env, timeout=300, cwd=tempfile.gettempdir())
             if r.returncode != 0:
                 break
             imp, first = map(float, r.stdout.split())

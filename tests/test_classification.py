@@ -322,14 +322,17 @@ print("ok")
 
 
 @pytest.mark.parametrize("backend", COMPILED)
-def test_blocks_never_touch_memory_past_the_arrays(backend):
+def test_blocks_never_touch_memory_past_the_arrays(backend, tmp_path):
     """The few-class blocks load and store whole 8-float vectors that run past a row (into the
     same 8-row group) and read the targets by vector loops; logits, targets, probabilities,
     weights and gradients here end right before an inaccessible page,
     so a read or write past any of them is a crash (run in a child process)."""
     import subprocess
     import sys
-    r = subprocess.run([sys.executable, "-c", _GUARD_SCRIPT, backend], capture_output=True, text=True, timeout=600)
+    # cwd: not the checkout, whose fastloss/ (no compiled extension in a fresh clone) `python -c`
+    # would import instead of the installed package
+    r = subprocess.run([sys.executable, "-c", _GUARD_SCRIPT, backend], capture_output=True, text=True,
+                       timeout=600, cwd=tmp_path)
     assert r.returncode == 0 and r.stdout.strip() == "ok", (r.returncode, r.stdout[-2000:], r.stderr[-2000:])
 
 
