@@ -48,15 +48,12 @@ def _load():
     fast path calls the C kernels without importing the "c" backend module, so
     _config.set_num_threads reaches the library through here)."""
     try:
-        import numpy as np
-
         from . import _entry
         from ._fastloss_c import ffi, lib
     except ImportError:
         return _Declines(), _no_lib_threads
     for name, syms in _KERNELS.items():
         _entry.bind(name, *(int(ffi.cast("uintptr_t", ffi.addressof(lib, s))) for s in syms))
-    _entry.setup(np.ndarray, np.float32, np.float64, np.empty_like)
     lib.fl_set_num_threads(_config.get_num_threads())
     return _entry, lib.fl_set_num_threads
 

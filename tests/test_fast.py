@@ -395,6 +395,44 @@ def test_declines_what_is_not_the_common_case(rng):
     assert E.multi_margin(x, y, 1, 1.0, None, "none", True, None, None) is NotImplemented
 
 
+def test_declines_arrays_it_cannot_read_as_they_are(rng):
+    """The fast path reads NumPy's array fields itself: byte order, alignment, subclasses,
+    read-only and warn-on-write buffers are the checked path's (which converts or raises)."""
+    p, t = _pair(rng, np.float32, 12)
+    raw = np.zeros(12 * 4 + 1, np.uint8)
+    misaligned = raw[1:].view(np.float32)
+    misaligned[:] = p
+    readonly = np.empty_like(p)
+    readonly.setflags(write=False)
+    x2 = p.reshape(1, 12)
+    warn_on_write = np.broadcast_arrays(np.empty(12, np.float32), x2)[0]   # (1, 12), C-contiguous
+    assert warn_on_write.strides[1] == 4
+    sub = p.view(type("Sub", (np.ndarray,), {}))
+    for args in [(p.astype(">f4"), t), (p, t.astype(">f4")), (misaligned, t), (sub, t),
+                 (p.astype(np.int64), t)]:
+        assert E.ew(0, *args, "mean", True, None, None, None) is NotImplemented
+    assert E.ew(0, p, t, "mean", True, readonly, None, None, None) is NotImplemented
+    assert E.ew(0, x2, t.reshape(1, 12), "mean", True, warn_on_write, None, None, None) is NotImplemented
+    with pytest.warns(FutureWarning, match="broadcast"):   # the checked path writes it, as NumPy warns
+        fastloss.mse(x2, t.reshape(1, 12), out=warn_on_write)
+    for bad in (p.astype(">f4"), misaligned):
+        np.testing.assert_array_equal(fastloss.mse(bad, t)[1], fastloss.mse(p, t)[1])
+    with pytest.raises(TypeError, match="pred: ndarray subclass"):
+        fastloss.mse(sub, t)
+    x = rng.standard_normal((8, 5)).astype(np.float32)
+    y = rng.integers(0, 5, 8)
+    assert E.cross_entropy(x, y.astype(">i8"), None, -100, 0.0, "mean", True, None, None) is NotImplemented
+    assert E.cross_entropy(x, y.astype(np.uint64), None, -100, 0.0, "mean", True, None, None) is NotImplemented
+    taken = E.cross_entropy(x, y.astype(np.longlong), None, -100, 0.0, "mean", True, None, None)
+    assert taken is not NotImplemented                       # 'q' and 'l' are both int64 here
+    loss, g = taken
+    assert type(loss) is np.float32
+    ref_loss, ref_g = fastloss.cross_entropy(x, y)
+    assert loss == ref_loss
+    np.testing.assert_array_equal(g, ref_g)
+    assert g.flags.c_contiguous and g.flags.writeable and g.dtype == np.float32 and type(g) is np.ndarray
+
+
 def test_declined_calls_still_work_or_raise_named_errors(rng):
     p, t = _pair(rng, np.float32, 100)
     loss, _ = fastloss.huber(p, t, delta=1)

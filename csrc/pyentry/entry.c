@@ -20,9 +20,17 @@
  * The kernels are not compiled in here: fastloss/_fast.py binds their addresses from the
  * cffi module (one copy of the kernels and of their thread settings).  This is the only C
  * that knows Python; the kernels stay plain C (csrc/fastloss.h).
+ *
+ * Arrays are read through NumPy's C API (their fields, PyArray_Scalar, PyArray_NewLikeArray),
+ * not the buffer protocol: NumPy's getbuffer builds and compares a format string per call,
+ * and a float32 result made by calling numpy.float32 goes through array construction; the
+ * two were ~0.3 us of a 2.5 us call (bench/NOTES.md, session 10).  Built against NumPy 2's
+ * headers, which target the 1.23 ABI by default (numpy >= 1.24 at run time).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#define NPY_NO_DEPRECATED_API NPY_1_7_API_VERSION
+#include <numpy/arrayobject.h>
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
@@ -44,7 +52,7 @@ enum { ROUTE_NONE, ROUTE_C, ROUTE_NUMBA };
 static PyObject *pyk[K_COUNT]; /* the Numba backend's function for a kernel, once bound */
 static int on_default;         /* backend=None comes here: ROUTE_C / ROUTE_NUMBA (the default) */
 static int on_named;           /* backend="c" / "numba" come here */
-static PyObject *nd_type, *scalar_type[2], *empty_like;
+static PyArray_Descr *descr[2]; /* float32, float64: the results' scalar types */
 
 #define NOT_MINE Py_RETURN_NOTIMPLEMENTED
 /* Kernels longer than this run without the GIL (as cffi calls do); shorter ones keep it:
@@ -78,16 +86,25 @@ static PyObject *call_numba(int k, PyObject *const *args, size_t nargs)
     return PyObject_Vectorcall(pyk[k], args, nargs, NULL);
 }
 
+/* an array's memory, shape and element size (borrowed from the array the caller passed) */
 typedef struct {
-    Py_buffer v;
-    int held;
+    void *buf;
+    Py_ssize_t len, itemsize; /* bytes, bytes per element */
+    int ndim;
+    const Py_ssize_t *shape;
+} view_t;
+
+typedef struct {
+    view_t v;
+    int held;      /* v describes an accepted array */
     int dt;        /* 0 float32, 1 float64, 2 int64 */
     int64_t n;     /* elements */
 } arr_t;
 
+/* Nothing to give back (no buffer is exported): the caller's references keep the arrays
+ * alive, and while a kernel runs without the GIL they also make ndarray.resize refuse. */
 static void release(arr_t *a)
 {
-    if (a->held) PyBuffer_Release(&a->v);
     a->held = 0;
 }
 
@@ -119,30 +136,42 @@ static PyObject *numba_failed(arr_t *a, arr_t *b, arr_t *c, arr_t *d, PyObject *
     return NULL;
 }
 
-/* o as an exact ndarray, C-contiguous, aligned, of a float dtype (or int64 if want_int);
- * writeable if asked.  0 (no Python error set) when it is not that. */
+/* NumPy's flag for arrays that warn when written (np.broadcast_arrays' results); not in its
+ * public headers.  Such an out= is left to the Python path, which warns as NumPy does. */
+#define FL_NPY_WARN_ON_WRITE 0x80000000u
+
+/* o as an exact ndarray, C-contiguous, aligned, native byte order, of a float dtype (or
+ * int64 if want_int); writeable if asked.  0 (no Python error set) when it is not that. */
 static int get(PyObject *o, arr_t *a, int writeable, int want_int)
 {
     a->held = 0;
-    if (Py_TYPE(o) != (PyTypeObject *)nd_type) return 0;
-    if (PyObject_GetBuffer(o, &a->v, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writeable ? PyBUF_WRITABLE : 0)) < 0) {
-        PyErr_Clear();
+    if (!PyArray_CheckExact(o)) return 0;
+    PyArrayObject *ar = (PyArrayObject *)o;
+    const unsigned flags = (unsigned)PyArray_FLAGS(ar);
+    if (!(flags & NPY_ARRAY_C_CONTIGUOUS) ||
+        (writeable && (!(flags & NPY_ARRAY_WRITEABLE) || (flags & FL_NPY_WARN_ON_WRITE))))
         return 0;
-    }
-    a->held = 1;
-    const char *f = a->v.format;
+    const PyArray_Descr *d = PyArray_DESCR(ar);
+    if (!PyArray_ISNBO(d->byteorder)) return 0;
     int dt = -1;
-    if (f && f[0] && !f[1]) {
-        if (!want_int && f[0] == 'f' && a->v.itemsize == 4) dt = 0;
-        else if (!want_int && f[0] == 'd' && a->v.itemsize == 8) dt = 1;
-        else if (want_int && (f[0] == 'l' || f[0] == 'q') && a->v.itemsize == 8) dt = 2;
+    Py_ssize_t size = 0;
+    switch (d->type_num) {
+    case NPY_FLOAT: dt = want_int ? -1 : 0; size = 4; break;
+    case NPY_DOUBLE: dt = want_int ? -1 : 1; size = 8; break;
+    case NPY_LONG: dt = want_int && NPY_SIZEOF_LONG == 8 ? 2 : -1; size = 8; break;
+    case NPY_LONGLONG: dt = want_int && NPY_SIZEOF_LONGLONG == 8 ? 2 : -1; size = 8; break;
+    default: break;
     }
-    if (dt < 0 || ((uintptr_t)a->v.buf % (uintptr_t)a->v.itemsize) != 0) {
-        release(a);
-        return 0;
-    }
+    void *buf = PyArray_DATA(ar);
+    if (dt < 0 || (uintptr_t)buf % (uintptr_t)size != 0) return 0;
+    const int nd = PyArray_NDIM(ar);
+    const npy_intp *dims = PyArray_DIMS(ar);
+    Py_ssize_t n = 1;
+    for (int i = 0; i < nd; i++) n *= dims[i];
+    a->v = (view_t){buf, n * size, size, nd, (const Py_ssize_t *)dims};
+    a->held = 1;
     a->dt = dt;
-    a->n = (int64_t)(a->v.len / a->v.itemsize);
+    a->n = (int64_t)n;
     return 1;
 }
 
@@ -204,11 +233,11 @@ static int reduction_mode(PyObject *r)
 static PyObject *grad_buffer(PyObject *out, PyObject *x_obj, const arr_t *x, const arr_t *t, arr_t *g)
 {
     if (out == Py_None) {
-        PyObject *r = PyObject_CallOneArg(empty_like, x_obj);
+        PyObject *r = PyArray_NewLikeArray((PyArrayObject *)x_obj, NPY_CORDER, NULL, 0);
         if (!r) return NULL;
-        if (!get(r, g, 1, 0)) { /* cannot happen for empty_like of a C-contiguous array */
+        if (!get(r, g, 1, 0)) { /* cannot happen: a new C-ordered array like x */
             Py_DECREF(r);
-            PyErr_SetString(PyExc_RuntimeError, "fastloss._entry: empty_like gave an unusable array");
+            PyErr_SetString(PyExc_RuntimeError, "fastloss._entry: a new array like x was refused");
             return NULL;
         }
         return r;
@@ -225,13 +254,14 @@ static PyObject *grad_buffer(PyObject *out, PyObject *x_obj, const arr_t *x, con
     return out;
 }
 
+/* numpy.float32(v) / numpy.float64(v) */
 static PyObject *scalar(int dt, double v)
 {
-    PyObject *f = PyFloat_FromDouble(v);
-    if (!f) return NULL;
-    PyObject *r = PyObject_CallOneArg(scalar_type[dt], f);
-    Py_DECREF(f);
-    return r;
+    if (dt == 0) {
+        const float f = (float)v;
+        return PyArray_Scalar((void *)&f, descr[0], NULL);
+    }
+    return PyArray_Scalar(&v, descr[1], NULL);
 }
 
 /* (loss, grad) or loss, as the public losses return them; steals grad */
@@ -836,20 +866,6 @@ static PyObject *bind_py(PyObject *self, PyObject *args)
     return NULL;
 }
 
-/* setup(ndarray, float32, float64, empty_like): the NumPy objects the fast path uses */
-static PyObject *setup(PyObject *self, PyObject *args)
-{
-    (void)self;
-    PyObject *o[4];
-    if (!PyArg_ParseTuple(args, "OOOO", &o[0], &o[1], &o[2], &o[3])) return NULL;
-    PyObject **dst[4] = {&nd_type, &scalar_type[0], &scalar_type[1], &empty_like};
-    for (int i = 0; i < 4; i++) {
-        Py_INCREF(o[i]);
-        Py_XSETREF(*dst[i], o[i]);
-    }
-    Py_RETURN_NONE;
-}
-
 /* enable(default, named): the route of backend=None (0 off, 1 C, 2 Numba: the default
  * backend's) and whether backend="c" / "numba" take the fast path */
 static PyObject *enable(PyObject *self, PyObject *args)
@@ -862,10 +878,6 @@ static PyObject *enable(PyObject *self, PyObject *args)
         return NULL;
     }
     if (on[0] || on[1]) {
-        if (!nd_type) {
-            PyErr_SetString(PyExc_RuntimeError, "enable: setup() first");
-            return NULL;
-        }
         for (int k = 0; k < K_COUNT; k++)
             if (!kern[k][0] || !kern[k][1]) {
                 PyErr_Format(PyExc_RuntimeError, "enable: kernel %s is not bound", kernel_names[k]);
@@ -888,7 +900,6 @@ static PyMethodDef methods[] = {
     {"multi_margin", (PyCFunction)(void (*)(void))multi_margin, METH_FASTCALL, "multi_margin fast path"},
     {"bind", bind, METH_VARARGS, "bind(name, address_f32, address_f64)"},
     {"bind_py", bind_py, METH_VARARGS, "bind_py(name, function)"},
-    {"setup", setup, METH_VARARGS, "setup(ndarray, float32, float64, empty_like)"},
     {"enable", enable, METH_VARARGS, "enable(default, named)"},
     {NULL, NULL, 0, NULL},
 };
@@ -901,5 +912,9 @@ static struct PyModuleDef module = {
 
 PyMODINIT_FUNC PyInit__entry(void)
 {
+    import_array();
+    descr[0] = PyArray_DescrFromType(NPY_FLOAT);
+    descr[1] = PyArray_DescrFromType(NPY_DOUBLE);
+    if (!descr[0] || !descr[1]) return NULL;
     return PyModule_Create(&module);
 }
