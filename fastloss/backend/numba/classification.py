@@ -412,9 +412,11 @@ def _ce_rows(grad, loss, x, target, w, ignore_index, eps, wtotal, gscale, lo, hi
 # block's logits are all read before any of its gradient is written: grad may be x.
 #
 # Measured on this machine (Zen 4, bench/NOTES.md), what makes these blocks fast in Numba:
-#   * the lane loops run to K = CE_BLOCK passed at run time: with a constant LLVM unrolls
-#     the short loops (the max, the selects) fully and then leaves them scalar; with K
-#     unknown the loop vectorizer makes them zmm vectors (checked in the asm);
+#   * the lane loops run to the constant K = CE_BLOCK: LLVM makes each one 4 zmm vectors
+#     with no remainder.  (Until session 11 K was passed at run time, after an earlier
+#     version of these loops had been left scalar when fully unrolled; with today's loops
+#     the constant measured 0.71-0.93x the time for c = 5..32 and 1.07x for c = 2,
+#     cross-entropy and multi_margin, float32 and float64: bench/NOTES.md, session 11);
 #   * no gathers or scatters: LLVM vectorizes a strided copy over the rows (k inner) with
 #     vgatherqps, over the classes (j inner) with vscatterqps, and both are slow here (the
 #     transposition was ~40% of a multi_margin block).  The copies are scalar, as C's: the
@@ -476,11 +478,12 @@ def _transpose_out(g, xt, r0, nr, K):
 
 
 @jit
-def _ce_small(grad, loss, x, target, w, ignore_index, eps, wtotal, gscale, lo, hi, K):
+def _ce_small(grad, loss, x, target, w, ignore_index, eps, wtotal, gscale, lo, hi):
     """target (R,) class indices or (R, C) probabilities (soft: transposed into qt like the
     logits; q'_j = (1 - eps) q_j + eps / c as in _ce_prob_row)."""
     T = x.dtype.type
     C = x.shape[1]
+    K = CE_BLOCK
     zero, one = T(0), T(1)
     xt = _local(x, CE_SMALL, CE_BLOCK)
     qt = _local(x, CE_SMALL, CE_BLOCK)   # probability targets only
@@ -574,15 +577,14 @@ def _ce_small(grad, loss, x, target, w, ignore_index, eps, wtotal, gscale, lo, h
     return total
 
 
-def _cross_entropy(grad, loss, x, target, weight, ignore_index, eps, wtotal, gscale, nchunks, K):
-    """x (R, C) rows; target (R,) int64 class indices or (R, C) probabilities.  K = CE_BLOCK,
-    passed at run time: see _ce_small."""
+def _cross_entropy(grad, loss, x, target, weight, ignore_index, eps, wtotal, gscale, nchunks):
+    """x (R, C) rows; target (R,) int64 class indices or (R, C) probabilities."""
     R, C = x.shape
     parts = np.zeros(nchunks)
     for c in prange(nchunks):
         lo, hi = bounds(R, c, nchunks)
         if C <= CE_SMALL:
-            parts[c] = _ce_small(grad, loss, x, target, weight, ignore_index, eps, wtotal, gscale, lo, hi, K)
+            parts[c] = _ce_small(grad, loss, x, target, weight, ignore_index, eps, wtotal, gscale, lo, hi)
         else:
             parts[c] = _ce_rows(grad, loss, x, target, weight, ignore_index, eps, wtotal, gscale, lo, hi)
     total = 0.0
@@ -802,11 +804,12 @@ _MM_LANES = 6
 
 
 @jit
-def _mm_small(grad, loss, x, target, w, p2, margin, gscale, lo, hi, K):
+def _mm_small(grad, loss, x, target, w, p2, margin, gscale, lo, hi):
     """p2: p == 2, a compile-time constant (one lane loop each)."""
     literally(p2)
     T = x.dtype.type
     C = x.shape[1]
+    K = CE_BLOCK
     zero, one, mg, gs = T(0), T(1), T(margin), T(gscale)
     xt = _local(x, CE_SMALL, CE_BLOCK)
     v = _local(x, _MM_LANES, CE_BLOCK)
@@ -878,8 +881,7 @@ def _mm_small(grad, loss, x, target, w, p2, margin, gscale, lo, hi, K):
     return total
 
 
-def _multi_margin(grad, loss, x, target, weight, p, margin, gscale, nchunks, K):
-    """K = CE_BLOCK, passed at run time: see _ce_small."""
+def _multi_margin(grad, loss, x, target, weight, p, margin, gscale, nchunks):
     R, C = x.shape
     parts = np.zeros(nchunks)
     for c in prange(nchunks):
@@ -887,9 +889,9 @@ def _multi_margin(grad, loss, x, target, weight, p, margin, gscale, nchunks, K):
         s = 0.0
         if C <= CE_SMALL:
             if p == 2:
-                s = _mm_small(grad, loss, x, target, weight, True, margin, gscale, lo, hi, K)
+                s = _mm_small(grad, loss, x, target, weight, True, margin, gscale, lo, hi)
             else:
-                s = _mm_small(grad, loss, x, target, weight, False, margin, gscale, lo, hi, K)
+                s = _mm_small(grad, loss, x, target, weight, False, margin, gscale, lo, hi)
         else:
             for r in range(lo, hi):
                 l = _mm_row(_row(grad, r), x[r], target[r], weight, p, margin, gscale)
@@ -954,7 +956,7 @@ def _ce(grad, loss, logits, target, weight, n, c, s, ignore_index, label_smoothi
     gscale = (1.0 / denom if denom else float("inf")) if reduction == 1 else 1.0
     nch = _rows_plan(n * s, c)
     f = _ce_serial if nch == 1 else _ce_parallel
-    total = f(g, lv, x, target, weight, ignore_index, label_smoothing, wtotal, gscale, nch, CE_BLOCK)
+    total = f(g, lv, x, target, weight, ignore_index, label_smoothing, wtotal, gscale, nch)
     if g is not None:
         _unrows(g, grad, n, c, s)
     return _reduced(total, denom, reduction)
@@ -1004,5 +1006,5 @@ def multi_margin(grad, loss, logits, target, weight, n, c, p, margin, reduction)
     gscale = 1.0 / n if (reduction == 1 and n) else 1.0
     nch = _rows_plan(n, c)
     f = _mm_serial if nch == 1 else _mm_parallel
-    total = f(g, lv, logits.reshape(n, c), target.reshape(-1), weight, p, margin, gscale, nch, CE_BLOCK)
+    total = f(g, lv, logits.reshape(n, c), target.reshape(-1), weight, p, margin, gscale, nch)
     return _reduced(total, n, reduction)
