@@ -881,13 +881,117 @@ def _mm_small(grad, loss, x, target, w, p2, margin, gscale, lo, hi):
     return total
 
 
+# 4 <= c <= 8, loss reduced (mean / sum): as mm_rows8_chunk_f32 in csrc/classification.c,
+# one row per 8-lane vector, no transposition, emitted as LLVM IR (masked loads and stores
+# of the row's c lanes: nothing past the row is read or written; a row's loads come before
+# its store, so grad may be x).  Session 11 (bench/NOTES.md): 1e5x7 on one thread 334 ->
+# ~225 us, the same as C's row kernel.  The loss sums per lane in T over 16 rows, then in
+# double, as C's.
+
+@intrinsic(prefer_literal=True)
+def _mm_rows8(typingctx, grad, x, target, fv, lo, hi, margin, gscale, p2):
+    """Rows [lo, hi) of x (R, c), c <= 8: writes grad's rows (grad None: loss only) and
+    returns the sum over rows of w_y / c * sum_{j != y} max(0, margin - x_y + x_j)^p.
+    fv[y] = w_y / c; p2 (a literal): p == 2."""
+    if not (isinstance(x, types.Array) and isinstance(p2, types.BooleanLiteral)):
+        return None
+    P2, has_g = p2.literal_value, not isinstance(grad, types.NoneType)
+
+    def codegen(context, builder, sig, args):
+        g_arr, x_arr, t_arr, fv_arr, lo_v, hi_v, mg_v, gs_v, _ = args
+        T = context.get_value_type(x.dtype)
+        i1, i32 = ir.IntType(1), ir.IntType(32)
+        V, VI, VB, VD = (ir.VectorType(T, 8), ir.VectorType(i32, 8), ir.VectorType(i1, 8),
+                         ir.VectorType(ir.DoubleType(), 8))
+        sfx = "v8f32" if x.dtype == types.float32 else "v8f64"
+        load = cgutils.get_or_insert_function(builder.module, ir.FunctionType(
+            V, [V.as_pointer(), i32, VB, V]), f"llvm.masked.load.{sfx}.p0{sfx}")
+        store = cgutils.get_or_insert_function(builder.module, ir.FunctionType(
+            ir.VoidType(), [V, V.as_pointer(), i32, VB]), f"llvm.masked.store.{sfx}.p0{sfx}")
+        xa = context.make_array(sig.args[1])(context, builder, x_arr)
+        C = builder.extract_value(xa.shape, 1)
+        td = context.make_array(sig.args[2])(context, builder, t_arr).data
+        fd = context.make_array(sig.args[3])(context, builder, fv_arr).data
+        gd = context.make_array(sig.args[0])(context, builder, g_arr).data if has_g else None
+        al = i32(context.get_abi_sizeof(T))
+
+        def splat(val, vt):
+            one = builder.insert_element(ir.Constant(vt, ir.Undefined), val, i32(0))
+            return builder.shuffle_vector(one, one, ir.Constant(VI, [0] * 8))
+
+        def shuf(v, lanes):
+            return builder.shuffle_vector(v, v, ir.Constant(VI, lanes))
+
+        lane, zero = ir.Constant(VI, list(range(8))), ir.Constant(V, [0.0] * 8)
+        live = builder.icmp_signed("<", lane, splat(builder.trunc(C, i32), VI))
+        mg = splat(context.cast(builder, mg_v, types.float64, x.dtype), V)
+        gs = splat(context.cast(builder, gs_v, types.float64, x.dtype), V)
+        total = cgutils.alloca_once_value(builder, ir.Constant(VD, [0.0] * 8))
+        part = cgutils.alloca_once_value(builder, zero)
+        sixteen = lo_v.type(16)
+        with cgutils.for_range_slice(builder, lo_v, hi_v, sixteen, inc=True) as (i0, _):
+            builder.store(zero, part)
+            end = builder.select(builder.icmp_signed("<", builder.sub(hi_v, i0), sixteen), hi_v,
+                                 builder.add(i0, sixteen))
+            with cgutils.for_range_slice(builder, i0, end, lo_v.type(1), inc=True) as (i, _):
+                base = builder.mul(i, C)
+                v = builder.call(load, [builder.bitcast(builder.gep(xa.data, [base]), V.as_pointer()), al,
+                                        live, zero])
+                y = builder.load(builder.gep(td, [i]))
+                yv = splat(builder.trunc(y, i32), VI)
+                xy = splat(builder.load(builder.gep(xa.data, [builder.add(base, y)])), V)
+                z = builder.fadd(builder.fsub(mg, xy), v)   # (margin - x_y) + x_j, as C
+                on = builder.and_(builder.and_(live, builder.icmp_signed("!=", lane, yv)),
+                                  builder.fcmp_ordered(">", z, zero))
+                h = builder.select(on, z, zero)
+                f = splat(builder.load(builder.gep(fd, [y])), V)
+                hp = builder.fmul(h, h) if P2 else h
+                builder.store(builder.fadd(builder.load(part), builder.fmul(hp, f)), part)
+                if has_g:
+                    gf = builder.fmul(f, gs)   # gscale arrives times p
+                    gj = builder.fmul(h, gf) if P2 else builder.select(on, gf, zero)
+                    sj = builder.fadd(gj, shuf(gj, [1, 0, 3, 2, 5, 4, 7, 6]))
+                    sj = builder.fadd(sj, shuf(sj, [2, 3, 0, 1, 6, 7, 4, 5]))
+                    sj = builder.fadd(sj, shuf(sj, [4, 5, 6, 7, 0, 1, 2, 3]))
+                    out = builder.select(builder.icmp_signed("==", lane, yv), builder.fsub(zero, sj), gj)
+                    builder.call(store, [out, builder.bitcast(builder.gep(gd, [base]), V.as_pointer()), al,
+                                         live])
+            pv = builder.load(part)
+            if T != ir.DoubleType():
+                pv = builder.fpext(pv, VD)
+            builder.store(builder.fadd(builder.load(total), pv), total)
+        acc = builder.load(total)
+        s = builder.extract_element(acc, i32(0))
+        for k in range(1, 8):
+            s = builder.fadd(s, builder.extract_element(acc, i32(k)))
+        return s
+    return types.float64(grad, x, target, fv, lo, hi, margin, gscale, p2), codegen
+
+
+@jit
+def _mm_rows(grad, x, target, w, p2, margin, gscale, lo, hi):
+    """_mm_rows8 over [lo, hi), p2 a literal."""
+    literally(p2)
+    T = x.dtype.type
+    C = x.shape[1]
+    fv = _local(x, 1, 8)[0]   # w_j / c
+    for j in range(C):
+        fv[j] = np.divide(_wj(w, j, T(1)), T(C))
+    return _mm_rows8(grad, x, target, fv, lo, hi, margin, gscale + gscale if p2 else gscale, p2)
+
+
 def _multi_margin(grad, loss, x, target, weight, p, margin, gscale, nchunks):
     R, C = x.shape
     parts = np.zeros(nchunks)
     for c in prange(nchunks):
         lo, hi = bounds(R, c, nchunks)
         s = 0.0
-        if C <= CE_SMALL:
+        if loss is None and 4 <= C <= 8:
+            if p == 2:
+                s = _mm_rows(grad, x, target, weight, True, margin, gscale, lo, hi)
+            else:
+                s = _mm_rows(grad, x, target, weight, False, margin, gscale, lo, hi)
+        elif C <= CE_SMALL:
             if p == 2:
                 s = _mm_small(grad, loss, x, target, weight, True, margin, gscale, lo, hi)
             else:
