@@ -4,8 +4,9 @@
  * faster than a loop that does only those loads and stores.  This file is that loop, built
  * the way the library is built (csrc/build_cffi.py's flags, the same target_clones dispatch
  * as csrc/fl_internal.h's FL_CLONES, the same `omp simd` loop form) and split over threads
- * the way csrc/runtime.c's fl_parallel_sum splits a kernel: one contiguous range per thread,
- * boundaries on multiples of 16 floats (whole 64-byte cache lines).
+ * the way csrc/runtime.c's fl_parallel_sum splits a kernel, through the same fork-join
+ * (csrc/pool.c, compiled in; an OpenMP team when it is taken): one contiguous range per
+ * thread, boundaries on multiples of 16 floats (whole 64-byte cache lines).
  *
  * Every output gets the mean of the inputs of the element, so no load or store is dead and
  * the values stay in the inputs' range (no overflow to Inf, no denormals, whatever the
@@ -24,6 +25,7 @@
 #include <stdint.h>
 #include <time.h>
 #include <omp.h>
+#include "fl_internal.h" /* fl_split, fl_pool_run: the kernels' fork-join */
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define RL_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
@@ -85,15 +87,15 @@ int rl_supported(int nin, int nout)
     return nin >= 1 && nin <= 6 && nout >= 0 && nout <= nin && nout <= 5;
 }
 
-/* [*lo, *hi): thread k of m's range of n elements, as fl_parallel_sum splits a kernel: one
- * contiguous range per thread, boundaries on multiples of 16 floats. */
-static void rl_split(int64_t n, int k, int m, int64_t *lo, int64_t *hi)
+typedef struct {
+    int nin, nout;
+    float **in, **out;
+} rl_ctx;
+
+static double rl_job(const void *ctx, int64_t lo, int64_t hi)
 {
-    int64_t blocks = (n + 15) / 16;
-    *lo = (blocks * k / m) * 16;
-    *hi = (blocks * (k + 1) / m) * 16;
-    if (*hi > n) *hi = n;
-    if (*lo > n) *lo = n;
+    const rl_ctx *c = ctx;
+    return rl_chunk(c->nin, c->nout, c->in, c->out, lo, hi);
 }
 
 /* One pass over n elements on `threads` threads (1: on the calling thread, no parallel
@@ -105,13 +107,16 @@ double rl_pass(int nin, int nout, float **in, float **out, int64_t n, int thread
     if (threads <= 1 || n < 16 * (int64_t)threads) return rl_chunk(nin, nout, in, out, 0, n);
     double part[RL_MAX_THREADS];
     int used = threads;
+    const rl_ctx c = {nin, nout, in, out};
+    if (fl_pool_run(threads, n, rl_job, &c, part) != 0) {
 #pragma omp parallel num_threads(threads)
-    {
-        int k = omp_get_thread_num(), m = omp_get_num_threads();
-        int64_t lo, hi;
-        rl_split(n, k, m, &lo, &hi);
-        part[k] = rl_chunk(nin, nout, in, out, lo, hi);
-        if (k == 0) used = m;
+        {
+            int k = omp_get_thread_num(), m = omp_get_num_threads();
+            int64_t lo, hi;
+            fl_split(n, k, m, &lo, &hi);
+            part[k] = rl_chunk(nin, nout, in, out, lo, hi);
+            if (k == 0) used = m;
+        }
     }
     double s = 0.0;
     for (int k = 0; k < used; k++) s += part[k];
@@ -148,16 +153,23 @@ RL_CLONES static double rl_evict_range(float *b, int64_t lo, int64_t hi)
     return hi > lo ? b[lo] : 0.0;
 }
 
+static double rl_evict_job(const void *buf, int64_t lo, int64_t hi)
+{
+    return rl_evict_range((float *)buf, lo, hi);
+}
+
 double rl_evict(float *buf, int64_t n, int threads)
 {
     if (threads > RL_MAX_THREADS) threads = RL_MAX_THREADS;
     if (threads <= 1) return rl_evict_range(buf, 0, n);
     double part[RL_MAX_THREADS] = {0};
+    if (fl_pool_run(threads, n, rl_evict_job, buf, part) != 0) {
 #pragma omp parallel num_threads(threads)
-    {
-        int64_t lo, hi;
-        rl_split(n, omp_get_thread_num(), omp_get_num_threads(), &lo, &hi);
-        part[omp_get_thread_num()] = rl_evict_range(buf, lo, hi);
+        {
+            int64_t lo, hi;
+            fl_split(n, omp_get_thread_num(), omp_get_num_threads(), &lo, &hi);
+            part[omp_get_thread_num()] = rl_evict_range(buf, lo, hi);
+        }
     }
     double s = 0.0;
     for (int k = 0; k < threads; k++) s += part[k];

@@ -2,7 +2,7 @@
  * (bench/NOTES.md, session 8): best of 300 batches of 200 back-to-back calls.
  *
  *   gcc -O3 -std=c11 -fopenmp -mprefer-vector-width=512 -fno-math-errno -fno-trapping-math \
- *       -ffp-contract=fast -Icsrc csrc/classification.c csrc/runtime.c bench/small_ce.c -o /tmp/small_ce -lm
+ *       -ffp-contract=fast -Icsrc csrc/classification.c csrc/runtime.c csrc/pool.c bench/small_ce.c -o /tmp/small_ce -lm
  *   /tmp/small_ce ROWS CLASSES MODE THREADS
  *
  * MODE 0 cross_entropy (index targets, loss + grad), 1 loss only, 2 probability targets,

@@ -28,7 +28,8 @@ extern "C" {
 /* FL_CDEF_BEGIN */
 
 /* ---- runtime ------------------------------------------------------------------------ */
-/* Threads used by the kernels' OpenMP regions (>= 1); the default is omp_get_num_procs(). */
+/* Threads a large enough kernel call is split over (>= 1; the calling thread is one of them);
+ * the default is omp_get_num_procs(). */
 void fl_set_num_threads(int n);
 int fl_get_num_threads(void);
 /* The instruction-set path the kernels run on this CPU: "x86-64-v4 (AVX-512)",

@@ -30,16 +30,43 @@ typedef double (*fl_chunk_fn)(const void *ctx, int64_t lo, int64_t hi);
  * the same bits. */
 double fl_parallel_sum(int64_t n, int64_t grain, fl_chunk_fn fn, const void *ctx);
 
-/* Per-thread minimum work before a kernel goes parallel (elements).  Measured in
- * bench/NOTES.md: a 2-thread OpenMP region costs ~1-2 us here, one streaming element
- * ~0.1-0.3 ns per byte-stream, so below ~32k elements one thread wins. */
-#define FL_GRAIN_STREAM 32768
-/* the same for cross_entropy / multi_margin, in logits per thread: their work costs 0.5-1 ns
- * per logit on one thread (~10x a streamed element), so the streaming grain kept calls of up
- * to ~30 us on one thread while fork + join costs ~1 us (bench/NOTES.md, session 6) */
-#define FL_GRAIN_LOGITS 2048
-/* the same for Adam / Adagrad / RMSprop (elements): a sqrt and a divide each, ~1 cycle per
- * element on one thread, so 2 threads win from ~8k elements (32768: 9.8 -> 6.1 us) */
-#define FL_GRAIN_SQRT 4096
+#define FL_MAX_THREADS 1024
+
+/* [*lo, *hi): thread k of m's range of [0, n): one contiguous range per thread, boundaries
+ * on multiples of 16 elements (whole cache lines per thread). */
+FL_INLINE void fl_split(int64_t n, int k, int m, int64_t *lo, int64_t *hi)
+{
+    const int64_t blocks = (n + 15) / 16;
+    *lo = (blocks * k / m) * 16;
+    *hi = (blocks * (k + 1) / m) * 16;
+    if (*hi > n) *hi = n;
+    if (*lo > n) *lo = n;
+}
+
+/* fl_parallel_sum's fork-join (pool.c): runs fn over thread k's range of [0, n) for each k
+ * < m, the caller taking range 0 and m - 1 helper threads the others, and stores range k's
+ * result in part[k].  Returns 0, or -1 without running anything when the pool cannot take
+ * the job (in use by another thread, a thread could not be started, not Linux). */
+int fl_pool_run(int m, int64_t n, fl_chunk_fn fn, const void *ctx, double *part);
+
+/* Per-thread minimum work before a kernel goes parallel.  Set where two threads through
+ * pool.c's fork-join (~0.2 us for an empty job; an OpenMP region was 0.7-0.9) first beat one
+ * thread, each kernel family timed on 1 and 2 threads at a grain of 16 (bench/NOTES.md,
+ * session 12; a Zen 3 host, noisy: the break-even sizes are within a factor of ~1.5).
+ * Override with -DFL_GRAIN_...=N to repeat that experiment.
+ * Streaming kernels (elements): mse 8192 1.07 -> 0.95-1.85 us, 16384 2.2 -> 1.6 us. */
+#ifndef FL_GRAIN_STREAM
+#define FL_GRAIN_STREAM 8192
+#endif
+/* cross_entropy / multi_margin (logits): 0.5-1.5 ns per logit on one thread; 128x10 1.9 ->
+ * 1.2-2.1 us, 64x32 2.7 -> 2.9-3.9, 256x10 3.6 -> 2.1-3.1, 500x7 3.1-5.1 -> 1.9 */
+#ifndef FL_GRAIN_LOGITS
+#define FL_GRAIN_LOGITS 1280
+#endif
+/* Adam / Adagrad / RMSprop (elements): a sqrt and a divide each; adam 1024 0.44 -> 0.49 us,
+ * 2048 1.16 -> 0.64 */
+#ifndef FL_GRAIN_SQRT
+#define FL_GRAIN_SQRT 1024
+#endif
 
 #endif /* FL_INTERNAL_H */

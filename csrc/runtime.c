@@ -1,8 +1,7 @@
-/* runtime.c -- thread count, the OpenMP driver shared by every kernel, ISA reporting. */
+/* runtime.c -- thread count, the parallel driver shared by every kernel (pool.c's fork-join,
+ * an OpenMP team when the pool is taken), ISA reporting. */
 #include "fl_internal.h"
 #include <omp.h>
-
-#define FL_MAX_THREADS 1024
 
 static int fl_threads = 0; /* 0: not set yet, use omp_get_num_procs() */
 
@@ -41,16 +40,16 @@ double fl_parallel_sum(int64_t n, int64_t grain, fl_chunk_fn fn, const void *ctx
 
     double part[FL_MAX_THREADS];
     int used = nt;
+    if (fl_pool_run(nt, n, fn, ctx, part) != 0) {
+        /* the pool is taken by another thread's call: an OpenMP team, the same ranges */
 #pragma omp parallel num_threads(nt)
-    {
-        int k = omp_get_thread_num(), m = omp_get_num_threads();
-        /* boundaries on multiples of 16 elements: whole cache lines per thread */
-        int64_t blocks = (n + 15) / 16;
-        int64_t lo = (blocks * k / m) * 16, hi = (blocks * (k + 1) / m) * 16;
-        if (hi > n) hi = n;
-        if (lo > n) lo = n;
-        part[k] = fn(ctx, lo, hi);
-        if (k == 0) used = m; /* the runtime may grant fewer threads than asked */
+        {
+            int k = omp_get_thread_num(), m = omp_get_num_threads();
+            int64_t lo, hi;
+            fl_split(n, k, m, &lo, &hi);
+            part[k] = fn(ctx, lo, hi);
+            if (k == 0) used = m; /* the runtime may grant fewer threads than asked */
+        }
     }
     double s = 0.0;
     for (int k = 0; k < used; k++) s += part[k];

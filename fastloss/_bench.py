@@ -52,7 +52,7 @@ QUICK_CE_SHAPES = ((256, 10), (1024, 1000))
 FLAT_SPLIT = (200, 5000)          # Adam over 200 tensors of 5000 in one FlatParams
 CE_KERNELS = ("cross_entropy", "cross_entropy_nograd", "cross_entropy_prob")
 # the per-thread grain of csrc/fl_internal.h (FL_GRAIN_STREAM): below 2x this, one thread
-GRAIN = 32768
+GRAIN = 8192
 LR = 1e-6                          # optimizer steps barely move the parameters: any number of calls stays finite
 OPTIM_OPTIONS = {"sgd": {"momentum": 0.9}}   # the configuration each optimizer is timed in
 
@@ -167,7 +167,18 @@ def _build_roofline(src_path):
     import cffi
     with open(src_path) as f:
         src = f.read()
-    key = hashlib.sha256("\0".join([src, _ROOFLINE_CDEF, *ROOFLINE_FLAGS, sys.version, platform.machine()])
+    # the kernels' fork-join is compiled in (csrc/ beside bench/), so the copy loop forks and
+    # joins as the kernels do
+    csrc = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(src_path))), "csrc")
+    shared = [os.path.join(csrc, f) for f in ("pool.c", "fl_internal.h", "fastloss.h")]
+    missing = [p for p in shared if not os.path.isfile(p)]
+    if missing:
+        raise FileNotFoundError(f"the roofline needs {', '.join(missing)} (a source checkout's csrc/ beside bench/)")
+    texts = [src]
+    for p in shared:
+        with open(p) as f:
+            texts.append(f.read())
+    key = hashlib.sha256("\0".join([*texts, _ROOFLINE_CDEF, *ROOFLINE_FLAGS, sys.version, platform.machine()])
                          .encode()).hexdigest()[:16]
     cache = _cache_dir()
     target = os.path.join(cache, key)
@@ -177,7 +188,8 @@ def _build_roofline(src_path):
         try:
             ffi = cffi.FFI()
             ffi.cdef(_ROOFLINE_CDEF)
-            ffi.set_source("_fl_roofline", src, extra_compile_args=ROOFLINE_FLAGS, extra_link_args=["-fopenmp"])
+            ffi.set_source("_fl_roofline", src, sources=[shared[0]], include_dirs=[csrc],
+                           extra_compile_args=ROOFLINE_FLAGS, extra_link_args=["-fopenmp"])
             so = ffi.compile(tmpdir=tmp)
             os.makedirs(target, exist_ok=True)
             final = os.path.join(target, os.path.basename(so))

@@ -14,7 +14,7 @@ from conftest import assert_close
 
 NAMES = ("adam", "adamw", "adagrad", "rmsprop")
 CASES = [(name, opts) for name in NAMES for opts in OPTIMIZERS[name].grid()]
-# (n, steps): odd sizes break the SIMD bodies; 70001 > 2 * 32768 runs the threaded path, whose
+# (n, steps): odd sizes break the SIMD bodies; 70001 (> 2 x every grain) runs the threaded path, whose
 # chunking a few steps cover (each threaded call can cost a scheduler time slice on a loaded
 # 2-core machine, see bench/NOTES_optim.md)
 SIZES = ((1, 50), (17, 50), (1025, 50), (70001, 5))

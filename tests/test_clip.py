@@ -11,7 +11,7 @@ from fastloss import clip_grad_norm, clip_grad_norm_
 from fastloss._registry import COMPILED, DTYPES
 from conftest import assert_close
 
-SHAPES = [(70001,), (17,), (3, 5), (1,)]  # one array above 2 * 32768: the threaded path
+SHAPES = [(70001,), (17,), (3, 5), (1,)]  # one array above 2 x the grain: the threaded path
 NORMS = [2.0, 1.0, math.inf, 3.0]
 
 

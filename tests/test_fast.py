@@ -28,13 +28,18 @@ def _same_loss(a, b):
 
 def _same_as_checked_numba(fast, fn, x, t, reduction, kw):
     """fast (the entry's (loss, grad)) equals fn's checked Numba path bit for bit, and the
-    public loss-only call gives the same loss"""
+    public loss-only call gives the same loss to rounding.  Not to the bit: the loss-only
+    kernel is another compiled variant, and with fast-math 'reassoc' LLVM picks each
+    variant's summation order itself (on an AVX2 host the two float64 mean-mse sums
+    differed in the last bit; on AVX-512 they agreed).  The C kernels fix the order."""
     assert fast is not NotImplemented, fn.__name__
     with _fast.checked_only():
         slow = fn(x, t, reduction=reduction, backend="numba", **kw)
     _same_loss(fast[0], slow[0])
     np.testing.assert_array_equal(fast[1], slow[1])
-    _same_loss(fn(x, t, reduction=reduction, grad=False, backend="numba", **kw), slow[0])
+    alone = fn(x, t, reduction=reduction, grad=False, backend="numba", **kw)
+    assert type(alone) is type(slow[0]) and alone.dtype == slow[0].dtype and np.shape(alone) == np.shape(slow[0])
+    np.testing.assert_array_max_ulp(alone, slow[0], maxulp=4)
 
 
 def test_fast_path_is_built_and_on():
