@@ -12,7 +12,8 @@
  * Waiting: a helper spins on the generation counter (with `pause`) for FL_POOL_SPIN_NS after
  * its last job, then sleeps on a futex; the caller wakes sleepers when it bumps the counter.
  * GOMP spins the same way (longer, by default).  When more threads are asked for than there
- * are CPUs, nobody spins: a spinning thread would hold the CPU a working one needs.
+ * are CPUs, nobody spins: a spinning thread would hold the CPU a working one needs; nor
+ * with OMP_WAIT_POLICY=passive, the setting that stops OpenMP's spinning.
  *
  * One job at a time: a call that finds the pool busy (another thread of the process is
  * inside a kernel) gets -1 and its caller runs the OpenMP region instead, so concurrent
@@ -35,6 +36,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <strings.h>
 #include <stdatomic.h>
 #include <linux/futex.h>
 #include <sys/syscall.h>
@@ -71,6 +73,7 @@ static struct {
     int helpers;                      /* started so far (slots 1..helpers) */
     int cpus;
     int off;                          /* FASTLOSS_POOL=0: every call takes the OpenMP path */
+    int passive;                      /* OMP_WAIT_POLICY=passive: sleep at once, never spin */
 } P;
 
 static fl_slot slot[FL_MAX_THREADS];
@@ -147,6 +150,8 @@ static void fl_pool_init(void)
     P.cpus = c < 1 ? 1 : (int)c;
     const char *env = getenv("FASTLOSS_POOL");
     P.off = env && env[0] == '0' && env[1] == 0;
+    env = getenv("OMP_WAIT_POLICY"); /* as libgomp reads it: passive = never spin */
+    P.passive = env && strncasecmp(env, "passive", 7) == 0;
     pthread_atfork(NULL, NULL, fl_pool_forget);
 }
 
@@ -178,7 +183,7 @@ int fl_pool_run(int m, int64_t n, fl_chunk_fn fn, const void *ctx, double *part)
         return -1;
     }
     P.m = m;
-    P.spin = m <= P.cpus;
+    P.spin = m <= P.cpus && !P.passive;
     P.n = n;
     P.fn = fn;
     P.ctx = ctx;

@@ -4,7 +4,8 @@ Every threaded call goes through it, so the rest of the suite checks its results
 tests check what is particular to it: the same bits as the OpenMP team it replaces
 (FASTLOSS_POOL=0 forces that path), concurrent callers (one gets the pool, the others an
 OpenMP team), a fork()ed child (the helpers are not copied), more threads than CPUs (nobody
-spins) and unloading the library (the helpers are stopped first).  Each runs in a child
+spins; nor with OMP_WAIT_POLICY=passive) and unloading the library (the helpers are stopped
+first).  Each runs in a child
 process with a timeout: a lost wake-up shows as a hang, not as a wrong number.
 """
 import os
@@ -66,6 +67,8 @@ def test_pool_gives_the_openmp_bits():
     with_pool = _run(DIGEST)
     with_omp = _run(DIGEST, {"FASTLOSS_POOL": "0"})
     assert with_pool == with_omp
+    # helpers that never spin (sleep on the futex between jobs, the caller yields)
+    assert _run(DIGEST, {"OMP_WAIT_POLICY": "passive"}) == with_pool
     assert len(set(eval(with_pool).values())) > 1, "the thread counts should differ in their sums' bits"
 
 
