@@ -91,11 +91,12 @@ static int64_t fl_now_ns(void)
     return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
 }
 
-/* Wait until gen differs from `seen`; returns the new generation. */
-static unsigned fl_wait_job(unsigned seen)
+/* Wait until gen differs from `seen`; returns the new generation.  `spin`: the last job's
+ * setting (read with its fields: the caller may be writing the next job's now). */
+static unsigned fl_wait_job(unsigned seen, int spin)
 {
     unsigned g;
-    if (P.spin) {
+    if (spin) {
         int64_t t0 = 0;
         for (unsigned i = 1;; i++) {
             if ((g = atomic_load_explicit(&P.gen, memory_order_acquire)) != seen) return g;
@@ -120,10 +121,12 @@ static void *fl_helper(void *arg)
 {
     const int k = (int)(intptr_t)arg;
     unsigned seen = atomic_load_explicit(&slot[k].done, memory_order_relaxed);
+    int spin = 1; /* its first job is being written now */
     for (;;) {
-        const unsigned g = fl_wait_job(seen);
+        const unsigned g = fl_wait_job(seen, spin);
         seen = g;
         if (P.quit) return NULL;
+        spin = P.spin;
         double r = 0.0;
         if (k < P.m) { /* a helper beyond this job's thread count only acknowledges it */
             int64_t lo, hi;
