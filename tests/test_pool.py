@@ -11,6 +11,7 @@ process with a timeout: a lost wake-up shows as a hang, not as a wrong number.
 import os
 import subprocess
 import sys
+import tempfile
 import textwrap
 
 import numpy as np
@@ -55,9 +56,19 @@ DIGEST = textwrap.dedent('''
 ''')
 
 
+# Every child checks that it runs the C kernels: started from a source checkout, `python -c`
+# would import the checkout's fastloss/ (no compiled C backend: the Numba default).
+PRELUDE = textwrap.dedent('''
+    import fastloss
+    assert fastloss.get_backend() == "c", fastloss.__file__
+''')
+
+
 def _run(code, env_extra=None, timeout=TIMEOUT):
     env = dict(os.environ, **(env_extra or {}))
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout, env=env)
+    with tempfile.TemporaryDirectory() as cwd:   # not the checkout: see PRELUDE
+        r = subprocess.run([sys.executable, "-c", PRELUDE + code], capture_output=True, text=True,
+                           timeout=timeout, env=env, cwd=cwd)
     assert r.returncode == 0, r.stdout + r.stderr
     return r.stdout.strip()
 
@@ -162,6 +173,7 @@ def test_unloading_the_library_stops_the_helpers():
         print(s, mapped)
     ''')
     so = os.path.realpath(_fastloss_c.__file__)
-    r = subprocess.run([sys.executable, "-c", code, so], capture_output=True, text=True, timeout=TIMEOUT)
+    with tempfile.TemporaryDirectory() as cwd:
+        r = subprocess.run([sys.executable, "-c", code, so], capture_output=True, text=True, timeout=TIMEOUT, cwd=cwd)
     assert r.returncode == 0, r.stdout + r.stderr
     assert r.stdout.strip() == f"{float(1 << 20)} False", "the library should have been unmapped"
