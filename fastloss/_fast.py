@@ -62,16 +62,15 @@ entry, set_num_threads = _load()
 
 
 # the Numba backend's functions the fast path calls: entry.c's name -> the module's name
-_NUMBA = {k: k for k in ("mse", "smooth_l2", "mae", "huber", "smooth_l1", "sgd", "cross_entropy",
-                         "cross_entropy_prob", "binary_cross_entropy", "binary_cross_entropy_with_logits",
-                         "hinge", "squared_hinge", "multi_margin")}
+_NUMBA = {k: k for k in ("mse", "smooth_l2", "mae", "huber", "smooth_l1", "sgd", "adam", "adagrad",
+                         "rmsprop", "cross_entropy", "cross_entropy_prob", "binary_cross_entropy",
+                         "binary_cross_entropy_with_logits", "hinge", "squared_hinge", "multi_margin")}
 _ROUTE = {"c": 1, "numba": 2}
 
 
 def bind_backend(name, mod):
     """Called by _config.module when a backend module is first imported: the Numba backend's
-    losses (regression, binary, cross_entropy, multi_margin) and sgd then take the fast
-    path's checks too."""
+    losses and optimizers then take the fast path's checks too."""
     if name == "numba":
         for kname, fname in _NUMBA.items():
             entry.bind_py(kname, getattr(mod, fname))

@@ -265,18 +265,64 @@ def test_numba_route_same_bits_as_checked_numba(rng, dt, reduction):
             optim.sgd_(ref[0], g, ref[1], backend="numba", **kw)
         np.testing.assert_array_equal(q, ref[0])
         np.testing.assert_array_equal(buf, ref[1])
-    # the kernels without a Numba route decline it
+    # a Numba default: backend=None takes the Numba route too
     x = rng.random(10).astype(dt)
-    assert E.adam(x, x, x.copy(), x.copy(), None, 1, 1e-3, 0.9, 0.999, 1e-8, 0.0, False, False, False, 1.0,
-                  "numba") is NotImplemented
     try:
         fastloss.set_backend("numba")
         assert E.ew(0, p, t, "mean", True, None, None, None) is not NotImplemented
         assert E.binary(11, x, x, "mean", True, None, None, None) is not NotImplemented
-        assert E.adam(x, x, x.copy(), x.copy(), None, 1, 1e-3, 0.9, 0.999, 1e-8, 0.0, False, False, False,
-                      1.0, None) is NotImplemented
+        assert E.adam(x, x.copy(), x.copy(), x.copy(), None, 1, 1e-3, 0.9, 0.999, 1e-8, 0.0, False, False,
+                      False, 1.0, None) is x
     finally:
         fastloss.set_backend("c")
+
+
+ADAPTIVE = [
+    # (entry function, public function, number of state arrays, keywords, entry's arguments
+    #  after the arrays: the public keywords in entry.c's order)
+    ("adam", optim.adam_, 2, dict(step=3, lr=1e-2, weight_decay=0.1),
+     (3, 1e-2, 0.9, 0.999, 1e-8, 0.1, False, False, False, 1.0)),
+    ("adam", optim.adamw_, 3, dict(step=5, lr=1e-2, amsgrad=True, maximize=True, grad_scale=0.5),
+     (5, 1e-2, 0.9, 0.999, 1e-8, 0.01, True, True, True, 0.5)),
+    ("adagrad", optim.adagrad_, 1, dict(step=4, lr=0.1, lr_decay=0.01, weight_decay=0.1, grad_scale=2.0),
+     (4, 0.1, 0.01, 0.1, 1e-10, False, 2.0)),
+    ("rmsprop", optim.rmsprop_, 3, dict(step=2, lr=1e-2, momentum=0.9, centered=True, maximize=True),
+     (2, 1e-2, 0.99, 1e-8, 0.0, 0.9, True, True, 1.0)),
+    ("rmsprop", optim.rmsprop_, 1, dict(step=2, lr=1e-2, weight_decay=0.1),
+     (2, 1e-2, 0.99, 1e-8, 0.1, 0.0, False, False, 1.0)),
+]
+
+
+@pytest.mark.parametrize("dt", DTYPES)
+@pytest.mark.parametrize("n", [777, 70001])   # serial, and parallel at 2 threads
+def test_numba_route_adaptive_optimizers_same_bits_as_checked_numba(rng, dt, n):
+    """Adam/AdamW/Adagrad/RMSprop with backend="numba": the fast path's checks, then the
+    Numba backend's function (each argument where it belongs: the checked path's bits)."""
+    pytest.importorskip("numba")
+    fastloss._config.module("numba")
+    for name, fn, nstate, kw, hyper in ADAPTIVE:
+        p, g = _pair(rng, dt, n)
+        states = [np.abs(rng.standard_normal(n)).astype(dt) for _ in range(nstate)]
+        ref = [a.copy() for a in [p, *states]]
+        # entry.c takes (param, grad, state..., hyper..., backend); absent state: None
+        if name == "adagrad":
+            full = states
+        elif name == "adam":
+            full = states + [None] * (3 - nstate)
+        else:  # rmsprop: square_avg, momentum_buffer, grad_avg
+            full = states if nstate == 3 else states + [None, None]
+        assert getattr(E, name)(p, g, *full, *hyper, "numba") is p, f"{fn.__name__} {kw}"
+        with _fast.checked_only():
+            fn(ref[0], g, *ref[1:], backend="numba", **kw)
+        for a, b in zip([p, *states], ref):
+            np.testing.assert_array_equal(a, b, err_msg=f"{fn.__name__} {kw}")
+        # and through the public function (the route taken): the same bits again
+        q, qs = ref[0].copy(), [a.copy() for a in ref[1:]]
+        with _fast.checked_only():
+            fn(ref[0], g, *ref[1:], backend="numba", **kw)
+        fn(q, g, *qs, backend="numba", **kw)
+        for a, b in zip([q, *qs], ref):
+            np.testing.assert_array_equal(a, b, err_msg=f"{fn.__name__} {kw}")
 
 
 @pytest.mark.parametrize("dt", DTYPES)

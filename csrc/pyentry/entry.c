@@ -12,10 +12,10 @@
  * public functions); this file only recognises a subset of what they accept.
  *
  * Every function takes the public call's `backend` argument last: None takes the fast path
- * while the default backend is "c", "c" always (both switchable off for tests).  The
- * regression losses and sgd_ also serve the Numba backend (by name, or as the default once
- * its module is loaded): the same checks here, then its backend function, bound with
- * bind_py, is called with the validated arrays, so a Numba call skips the Python checks too.
+ * while the default backend is "c", "c" always (both switchable off for tests).  Every
+ * function also serves the Numba backend (by name, or as the default once its module is
+ * loaded): the same checks here, then its backend function, bound with bind_py, is called
+ * with the validated arrays, so a Numba call skips the Python checks too.
  *
  * The kernels are not compiled in here: fastloss/_fast.py binds their addresses from the
  * cffi module (one copy of the kernels and of their thread settings).  This is the only C
@@ -72,12 +72,6 @@ static int route(PyObject *backend, int k)
         else if (PyUnicode_CompareWithASCIIString(backend, "numba") == 0) r = ROUTE_NUMBA;
     }
     return r == ROUTE_NUMBA && !pyk[k] ? ROUTE_NONE : r;
-}
-
-/* the call goes to the C kernels (the functions with no Numba route) */
-static int accept(PyObject *backend)
-{
-    return route(backend, 0) == ROUTE_C;
 }
 
 /* the Numba backend's function for kernel k called with args; a new reference or NULL */
@@ -484,6 +478,19 @@ static void release_all(arr_t *a, int count)
     for (int i = 0; i < count; i++) release(&a[i]);
 }
 
+/* An optimizer's Numba route: the Numba backend's function for kernel k on args (its
+ * arguments in its own order), the count checked arrays a released; param (a new
+ * reference), or NULL with the Python error its call raised. */
+static PyObject *numba_update(int k, PyObject *const *args, size_t nargs, arr_t *a, int count, PyObject *param)
+{
+    PyObject *res = call_numba(k, args, nargs);
+    release_all(a, count);
+    if (!res) return NULL;
+    Py_DECREF(res);
+    Py_INCREF(param);
+    return param;
+}
+
 typedef void (*sgd32_fn)(float *, float *, const float *, int64_t, int64_t, float, float, float, float, float, int, int);
 typedef void (*sgd64_fn)(double *, double *, const double *, int64_t, int64_t, double, double, double, double, double, int, int);
 
@@ -511,12 +518,7 @@ static PyObject *sgd(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
          *                   weight_decay, grad_scale, nesterov, maximize) */
         PyObject *c[11] = {args[0], args[2], args[1], args[3], args[4], args[5], args[6], args[8], args[10],
                            args[7], args[9]};
-        PyObject *res = call_numba(K_SGD, c, 11);
-        release_all(a, count);
-        if (!res) return NULL;
-        Py_DECREF(res);
-        Py_INCREF(args[0]);
-        return args[0];
+        return numba_update(K_SGD, c, 11, a, count, args[0]);
     }
     PyThreadState *ts = a[0].n >= NOGIL_MIN ? PyEval_SaveThread() : NULL;
     void *buf = count == 3 ? a[2].v.buf : NULL;
@@ -542,7 +544,8 @@ typedef void (*adam64_fn)(double *, double *, double *, double *, const double *
 static PyObject *adam(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)self;
-    if (nargs != 16 || !accept(args[15])) NOT_MINE;
+    const int r = nargs == 16 ? route(args[15], K_ADAM) : ROUTE_NONE;
+    if (!r) NOT_MINE;
     int64_t step;
     double lr, b1, b2, eps, wd, gs;
     int decoupled, amsgrad, maximize;
@@ -556,6 +559,14 @@ static PyObject *adam(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     arr_t a[5] = {0};
     const int count = amsgrad ? 5 : 4;
     if (!opt_arrays(args, count, a)) NOT_MINE;
+    if (r == ROUTE_NUMBA) {
+        /* backend.numba.adam(param, exp_avg, exp_avg_sq, max_exp_avg_sq, grad, step, lr, beta1,
+         *                    beta2, eps, weight_decay, grad_scale, decoupled_weight_decay,
+         *                    amsgrad, maximize) */
+        PyObject *c[15] = {args[0], args[2], args[3], args[4], args[1], args[5], args[6], args[7],
+                           args[8], args[9], args[10], args[14], args[11], args[12], args[13]};
+        return numba_update(K_ADAM, c, 15, a, count, args[0]);
+    }
     PyThreadState *ts = a[0].n >= NOGIL_MIN ? PyEval_SaveThread() : NULL;
     void *vmax = amsgrad ? a[4].v.buf : NULL;
     if (a[0].dt == 0)
@@ -580,7 +591,8 @@ typedef void (*adagrad64_fn)(double *, double *, const double *, int64_t, int64_
 static PyObject *adagrad(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)self;
-    if (nargs != 11 || !accept(args[10])) NOT_MINE;
+    const int r = nargs == 11 ? route(args[10], K_ADAGRAD) : ROUTE_NONE;
+    if (!r) NOT_MINE;
     int64_t step;
     double lr, decay, wd, eps, gs;
     int maximize;
@@ -591,6 +603,13 @@ static PyObject *adagrad(PyObject *self, PyObject *const *args, Py_ssize_t nargs
         NOT_MINE;
     arr_t a[3] = {0};
     if (!opt_arrays(args, 3, a)) NOT_MINE;
+    if (r == ROUTE_NUMBA) {
+        /* backend.numba.adagrad(param, state_sum, grad, step, lr, lr_decay, weight_decay, eps,
+         *                       grad_scale, maximize) */
+        PyObject *c[10] = {args[0], args[2], args[1], args[3], args[4], args[5], args[6], args[7],
+                           args[9], args[8]};
+        return numba_update(K_ADAGRAD, c, 10, a, 3, args[0]);
+    }
     PyThreadState *ts = a[0].n >= NOGIL_MIN ? PyEval_SaveThread() : NULL;
     if (a[0].dt == 0)
         ((adagrad32_fn)kern[K_ADAGRAD][0])(a[0].v.buf, a[2].v.buf, a[1].v.buf, a[0].n, step, lr, decay, wd,
@@ -614,7 +633,8 @@ typedef void (*rmsprop64_fn)(double *, double *, double *, double *, const doubl
 static PyObject *rmsprop(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)self;
-    if (nargs != 15 || !accept(args[14])) NOT_MINE;
+    const int r = nargs == 15 ? route(args[14], K_RMSPROP) : ROUTE_NONE;
+    if (!r) NOT_MINE;
     int64_t step;
     double lr, alpha, eps, wd, mom, gs;
     int centered, maximize;
@@ -631,6 +651,14 @@ static PyObject *rmsprop(PyObject *self, PyObject *const *args, Py_ssize_t nargs
     if (centered) objs[ia = count++] = args[4];
     arr_t a[5] = {0};
     if (!opt_arrays(objs, count, a)) NOT_MINE;
+    if (r == ROUTE_NUMBA) {
+        /* backend.numba.rmsprop(param, square_avg, momentum_buffer, grad_avg, grad, step, lr,
+         *                       alpha, eps, weight_decay, momentum, centered, grad_scale,
+         *                       maximize) */
+        PyObject *c[14] = {args[0], args[2], args[3], args[4], args[1], args[5], args[6], args[7],
+                           args[8], args[9], args[10], args[11], args[13], args[12]};
+        return numba_update(K_RMSPROP, c, 14, a, count, args[0]);
+    }
     PyThreadState *ts = a[0].n >= NOGIL_MIN ? PyEval_SaveThread() : NULL;
     void *buf = ib > 0 ? a[ib].v.buf : NULL, *avg = ia > 0 ? a[ia].v.buf : NULL;
     if (a[0].dt == 0)
