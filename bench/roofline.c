@@ -108,7 +108,7 @@ double rl_pass(int nin, int nout, float **in, float **out, int64_t n, int thread
     double part[RL_MAX_THREADS];
     int used = threads;
     const rl_ctx c = {nin, nout, in, out};
-    if (fl_pool_run(threads, n, rl_job, &c, part) != 0) {
+    if (fl_pool_run(threads, n, 0, rl_job, &c, part) != 0) {
 #pragma omp parallel num_threads(threads)
         {
             int k = omp_get_thread_num(), m = omp_get_num_threads();
@@ -163,7 +163,7 @@ double rl_evict(float *buf, int64_t n, int threads)
     if (threads > RL_MAX_THREADS) threads = RL_MAX_THREADS;
     if (threads <= 1) return rl_evict_range(buf, 0, n);
     double part[RL_MAX_THREADS] = {0};
-    if (fl_pool_run(threads, n, rl_evict_job, buf, part) != 0) {
+    if (fl_pool_run(threads, n, 0, rl_evict_job, buf, part) != 0) {
 #pragma omp parallel num_threads(threads)
         {
             int64_t lo, hi;

@@ -107,7 +107,7 @@ void SFX(fl_adam)(T *param, T *exp_avg, T *exp_avg_sq, T *max_exp_avg_sq, const 
     c.inv_bc2_sqrt = (T)(1.0 / sqrt(bc2));
     c.eps = (T)eps;
     c.step_size = (T)(lr / bc1);
-    fl_parallel_sum(n, FL_GRAIN_SQRT, SFX(adam_chunk), &c);
+    fl_parallel_for(n, FL_GRAIN_SQRT, SFX(adam_chunk), &c);
 }
 
 /* ---- Adagrad ------------------------------------------------------------------------ */
@@ -152,7 +152,7 @@ void SFX(fl_adagrad)(T *param, T *state_sum, const T *grad, int64_t n, int64_t s
     c.wd = (T)weight_decay;
     c.clr = (T)(lr / (1.0 + (double)(step - 1) * lr_decay));   /* torch's clr, in double */
     c.eps = (T)eps;
-    fl_parallel_sum(n, FL_GRAIN_SQRT, SFX(adagrad_chunk), &c);
+    fl_parallel_for(n, FL_GRAIN_SQRT, SFX(adagrad_chunk), &c);
 }
 
 /* ---- RMSprop ------------------------------------------------------------------------ */
@@ -233,5 +233,5 @@ void SFX(fl_rmsprop)(T *param, T *square_avg, T *momentum_buffer, T *grad_avg, c
     c.eps = (T)eps;
     c.lr = (T)lr;
     c.momentum = (T)momentum;
-    fl_parallel_sum(n, FL_GRAIN_SQRT, SFX(rmsprop_chunk), &c);
+    fl_parallel_for(n, FL_GRAIN_SQRT, SFX(rmsprop_chunk), &c);
 }

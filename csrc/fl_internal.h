@@ -30,6 +30,20 @@ typedef double (*fl_chunk_fn)(const void *ctx, int64_t lo, int64_t hi);
  * the same bits. */
 double fl_parallel_sum(int64_t n, int64_t grain, fl_chunk_fn fn, const void *ctx);
 
+/* fl_parallel_sum for a kernel that reduces nothing (fn's results are ignored) and whose
+ * every element's result depends on that element alone (the optimizers), so any split
+ * gives the same bits.  From FL_DYN_MIN elements the threads take FL_DYN_BLOCK-element
+ * blocks in turn instead of one range each: a thread that loses its CPU for a while (to a
+ * spinning thread of another library's pool, say) then delays the call by a block, not by
+ * its whole range (bench/NOTES.md, session 13). */
+void fl_parallel_for(int64_t n, int64_t grain, fl_chunk_fn fn, const void *ctx);
+#ifndef FL_DYN_MIN
+#define FL_DYN_MIN (1 << 19)
+#endif
+#ifndef FL_DYN_BLOCK
+#define FL_DYN_BLOCK 32768 /* a multiple of 16: blocks start on cache lines */
+#endif
+
 #define FL_MAX_THREADS 1024
 
 /* [*lo, *hi): thread k of m's range of [0, n): one contiguous range per thread, boundaries
@@ -45,9 +59,11 @@ FL_INLINE void fl_split(int64_t n, int k, int m, int64_t *lo, int64_t *hi)
 
 /* fl_parallel_sum's fork-join (pool.c): runs fn over thread k's range of [0, n) for each k
  * < m, the caller taking range 0 and m - 1 helper threads the others, and stores range k's
- * result in part[k].  Returns 0, or -1 without running anything when the pool cannot take
- * the job (in use by another thread, a thread could not be started, not Linux). */
-int fl_pool_run(int m, int64_t n, fl_chunk_fn fn, const void *ctx, double *part);
+ * result in part[k].  block > 0 (fl_parallel_for): instead the m threads take blocks
+ * [i*block, (i+1)*block) in turn until none is left, and part is not written.  Returns 0,
+ * or -1 without running anything when the pool cannot take the job (in use by another
+ * thread, a thread could not be started, not Linux). */
+int fl_pool_run(int m, int64_t n, int64_t block, fl_chunk_fn fn, const void *ctx, double *part);
 
 /* Per-thread minimum work before a kernel goes parallel.  Set where two threads through
  * pool.c's fork-join (~0.2 us for an empty job; an OpenMP region was 0.7-0.9) first beat one

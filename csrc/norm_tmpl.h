@@ -81,5 +81,5 @@ FL_CLONES static double SFX(scale_chunk)(const void *ctx, int64_t lo, int64_t hi
 void SFX(fl_scale)(T *x, int64_t n, double scale)
 {
     SFX(scalectx) c = {x, (T)scale};
-    fl_parallel_sum(n, FL_GRAIN_STREAM, SFX(scale_chunk), &c);
+    fl_parallel_for(n, FL_GRAIN_STREAM, SFX(scale_chunk), &c);
 }

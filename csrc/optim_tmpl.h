@@ -71,5 +71,5 @@ void SFX(fl_sgd)(T *param, T *momentum_buffer, const T *grad, int64_t n, int64_t
     c.gscale = maximize ? -grad_scale : grad_scale; /* (g*s) negated == g*(-s), exactly */
     c.step = step;
     c.nesterov = nesterov;
-    fl_parallel_sum(n, FL_GRAIN_STREAM, SFX(sgd_chunk), &c);
+    fl_parallel_for(n, FL_GRAIN_STREAM, SFX(sgd_chunk), &c);
 }

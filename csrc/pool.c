@@ -19,8 +19,12 @@
  * inside a kernel) gets -1 and its caller runs the OpenMP region instead, so concurrent
  * callers are never serialized.  Linux only (futex); elsewhere fl_pool_run always returns
  * -1, as it does when the environment has FASTLOSS_POOL=0 when the library first runs a
- * parallel call (the tests compare the two paths' bits that way).  The same range split as the OpenMP path (fl_split), and the caller adds the partial
- * sums in thread order, so a thread count gives the same bits on either path.
+ * parallel call (the tests compare the two paths' bits that way).  The same range split as
+ * the OpenMP path (fl_split), and the caller adds the partial sums in thread order, so a
+ * thread count gives the same bits on either path.  Large optimizer calls (fl_parallel_for)
+ * hand out fixed-size blocks from a shared counter instead: every thread, the caller
+ * included, takes the next block until none is left, so a helper that loses its CPU
+ * delays the call by one block at most.
  *
  * Lifetime: helpers start at the first parallel call (as many as that call needs less one,
  * more later if the thread count grows), block every signal (signals go to the process's
@@ -66,8 +70,10 @@ static struct {
     int spin;         /* helpers may spin (m <= CPUs) */
     int quit;         /* set once, when the library is unloaded */
     int64_t n;
+    int64_t block;    /* > 0: blocks taken in turn (fl_parallel_for), else a range each */
     fl_chunk_fn fn;
     const void *ctx;
+    _Alignas(64) atomic_llong next;   /* the next block to take */
     _Alignas(64) atomic_int sleepers; /* helpers in (or about to enter) futex_wait */
     _Alignas(64) atomic_int busy;     /* a caller holds the pool */
     int helpers;                      /* started so far (slots 1..helpers) */
@@ -117,6 +123,17 @@ static unsigned fl_wait_job(unsigned seen, int spin)
     return g;
 }
 
+/* blocks of the job in turn until none is left (fl_parallel_for's kernels: no results) */
+static void fl_take_blocks(void)
+{
+    const int64_t n = P.n, b = P.block;
+    for (;;) {
+        const int64_t lo = atomic_fetch_add_explicit(&P.next, 1, memory_order_relaxed) * b;
+        if (lo >= n) return;
+        P.fn(P.ctx, lo, lo + b < n ? lo + b : n);
+    }
+}
+
 static void *fl_helper(void *arg)
 {
     const int k = (int)(intptr_t)arg;
@@ -128,7 +145,9 @@ static void *fl_helper(void *arg)
         if (P.quit) return NULL;
         spin = P.spin;
         double r = 0.0;
-        if (k < P.m) { /* a helper beyond this job's thread count only acknowledges it */
+        if (k < P.m && P.block > 0) {
+            fl_take_blocks();
+        } else if (k < P.m) { /* a helper beyond this job's thread count only acknowledges it */
             int64_t lo, hi;
             fl_split(P.n, k, P.m, &lo, &hi);
             if (lo < hi) r = P.fn(P.ctx, lo, hi);
@@ -175,7 +194,7 @@ static int fl_pool_grow(int want)
     return P.helpers;
 }
 
-int fl_pool_run(int m, int64_t n, fl_chunk_fn fn, const void *ctx, double *part)
+int fl_pool_run(int m, int64_t n, int64_t block, fl_chunk_fn fn, const void *ctx, double *part)
 {
     if (m < 2 || m > FL_MAX_THREADS) return -1;
     pthread_once(&fl_pool_once, fl_pool_init);
@@ -188,15 +207,21 @@ int fl_pool_run(int m, int64_t n, fl_chunk_fn fn, const void *ctx, double *part)
     P.m = m;
     P.spin = m <= P.cpus && !P.passive;
     P.n = n;
+    P.block = block;
     P.fn = fn;
     P.ctx = ctx;
+    atomic_store_explicit(&P.next, 0, memory_order_relaxed); /* published by the gen store */
     const unsigned g = atomic_load_explicit(&P.gen, memory_order_relaxed) + 1;
     atomic_store(&P.gen, g); /* seq_cst: publishes the job, pairs with the sleepers count */
     if (atomic_load(&P.sleepers)) fl_futex(&P.gen, FUTEX_WAKE_PRIVATE, INT_MAX);
 
-    int64_t lo, hi;
-    fl_split(n, 0, m, &lo, &hi);
-    part[0] = lo < hi ? fn(ctx, lo, hi) : 0.0;
+    if (block > 0) {
+        fl_take_blocks();
+    } else {
+        int64_t lo, hi;
+        fl_split(n, 0, m, &lo, &hi);
+        part[0] = lo < hi ? fn(ctx, lo, hi) : 0.0;
+    }
 
     /* every helper acknowledges every job, so none still reads this one's fields when the
      * next is written */
@@ -206,7 +231,7 @@ int fl_pool_run(int m, int64_t n, fl_chunk_fn fn, const void *ctx, double *part)
             if (!P.spin || ((i & 255) == 0 && fl_now_ns() - t0 > FL_POOL_SPIN_NS)) sched_yield();
             else fl_relax();
         }
-        if (k < m) part[k] = slot[k].result;
+        if (k < m && block <= 0) part[k] = slot[k].result;
     }
     atomic_store_explicit(&P.busy, 0, memory_order_release);
     return 0;
@@ -224,9 +249,9 @@ __attribute__((destructor)) static void fl_pool_stop(void)
 
 #else /* not Linux: the OpenMP region does it all */
 
-int fl_pool_run(int m, int64_t n, fl_chunk_fn fn, const void *ctx, double *part)
+int fl_pool_run(int m, int64_t n, int64_t block, fl_chunk_fn fn, const void *ctx, double *part)
 {
-    (void)m, (void)n, (void)fn, (void)ctx, (void)part;
+    (void)m, (void)n, (void)block, (void)fn, (void)ctx, (void)part;
     return -1;
 }
 

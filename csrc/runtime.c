@@ -31,16 +31,23 @@ const char *fl_simd_path(void)
 #endif
 }
 
-double fl_parallel_sum(int64_t n, int64_t grain, fl_chunk_fn fn, const void *ctx)
+/* threads for n elements at `grain` per thread (1: run on the caller) */
+static int fl_plan(int64_t n, int64_t grain)
 {
     int nt = fl_get_num_threads();
     if (grain < 1) grain = 1;
     if (n / grain < nt) nt = (int)(n / grain);
+    return nt;
+}
+
+double fl_parallel_sum(int64_t n, int64_t grain, fl_chunk_fn fn, const void *ctx)
+{
+    const int nt = fl_plan(n, grain);
     if (nt <= 1) return fn(ctx, 0, n);
 
     double part[FL_MAX_THREADS];
     int used = nt;
-    if (fl_pool_run(nt, n, fn, ctx, part) != 0) {
+    if (fl_pool_run(nt, n, 0, fn, ctx, part) != 0) {
         /* the pool is taken by another thread's call: an OpenMP team, the same ranges */
 #pragma omp parallel num_threads(nt)
         {
@@ -54,4 +61,20 @@ double fl_parallel_sum(int64_t n, int64_t grain, fl_chunk_fn fn, const void *ctx
     double s = 0.0;
     for (int k = 0; k < used; k++) s += part[k];
     return s;
+}
+
+void fl_parallel_for(int64_t n, int64_t grain, fl_chunk_fn fn, const void *ctx)
+{
+    const int nt = fl_plan(n, grain);
+    if (nt <= 1 || n < FL_DYN_MIN) {
+        fl_parallel_sum(n, grain, fn, ctx);
+        return;
+    }
+    if (fl_pool_run(nt, n, FL_DYN_BLOCK, fn, ctx, NULL) == 0) return;
+    const int64_t blocks = (n + FL_DYN_BLOCK - 1) / FL_DYN_BLOCK;
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
+    for (int64_t i = 0; i < blocks; i++) {
+        const int64_t lo = i * FL_DYN_BLOCK, hi = lo + FL_DYN_BLOCK < n ? lo + FL_DYN_BLOCK : n;
+        fn(ctx, lo, hi);
+    }
 }

@@ -1055,8 +1055,8 @@ def measure_case(case, impls=None, min_time=0.05, repeats=5, rounds=3, progress=
     A case whose arrays are larger than twice the last-level cache streams from DRAM, whose
     bandwidth on this shared host moves with other tenants (copy loops at 45 and at 106 GB/s
     minutes apart, and from one second to the next): there each row also gets "pair_ratio",
-    the median over PAIRS single calls of (roofline pass / the row's call) timed back to
-    back, so that its fraction of the roofline compares two timings of one moment."""
+    the median over PAIRS single calls of (roofline pass / the row's call) timed PAIR_GAP
+    apart, so that its fraction of the roofline compares two timings of one moment."""
     calls, res = _build_rows(case, impls, peers, progress, lambda: {"s": math.inf})
     rl = roofline() if impls is None or "roofline" in impls else None
     roof = rl.batches(case.pattern, case.elements) if rl is not None else {}
@@ -1108,17 +1108,31 @@ def _pair_up(calls, res, one_roof, quiet):
             res[impl]["detail"] += f" (no paired ratio: {_failure(e)})"
 
 
-def pair_ratio(ref, run, pairs=PAIRS):
-    """The median over `pairs` of ref() / run(), each pair timed back to back (seconds of one
-    call each), alternating which goes first so that a drift in between cancels."""
+# Idle time before each paired call.  A call that follows another library's call at once
+# shares the CPUs with that library's threads while they spin for their next job: torch's
+# OpenMP threads spin ~5-10 ms after each operation here, so a fastloss call timed right
+# after a torch call took 8.2-8.8 ms against 5.0 ms for the same SGD n=1e7 call 10 ms later
+# (bench/NOTES.md, session 13), while torch's call after ours (our helpers spin 200 us) was
+# barely slower: back to back, the pairs measured the other row's spinning threads.
+PAIR_GAP = 0.012
+
+
+def pair_ratio(ref, run, pairs=PAIRS, gap=PAIR_GAP):
+    """The median over `pairs` of ref() / run() (seconds of one call each), each call
+    `gap` seconds after the one before (see PAIR_GAP; short against the minutes over which
+    the DRAM's bandwidth drifts), alternating which goes first so that a drift cancels."""
+    def after_gap(f):
+        time.sleep(gap)
+        return f()
+
     ratios = []
     for k in range(pairs):
         if k % 2:
-            b = run()
-            a = ref()
+            b = after_gap(run)
+            a = after_gap(ref)
         else:
-            a = ref()
-            b = run()
+            a = after_gap(ref)
+            b = after_gap(run)
         ratios.append(a / b)
     return statistics.median(ratios)
 
@@ -1506,8 +1520,8 @@ def format_case(case, rows):
                          f"{_f(r['of_roofline'], '11.2f'):>11}  {r['detail']}")
         if any(r.get("roofline_paired") for r in rows):
             lines.append(f"  (DRAM-bound: 'of roofline' and the speed-ups are medians of {PAIRS} single calls "
-                         "each timed back to back with a roofline pass / the other row's call, not ratios of "
-                         "the times shown)")
+                         "each paired with a roofline pass / the other row's call, "
+                         f"{PAIR_GAP * 1e3:.0f} ms apart, not ratios of the times shown)")
     by = {r["impl"]: r for r in rows}
     peers = [i for i in ("c-1tensor",) + PEER_IMPLS if i in by and by[i]["us"] is not None]
     mine = [i for i in ("c", "numba") if i in by and by[i]["us"] is not None]

@@ -140,7 +140,7 @@ def test_dram_bound_rows_use_the_roofline_timed_next_to_them(monkeypatch):
     assert _bench.speedup_of(by["c"], by["torch"]) == 3.0 and by["numba"]["vs_c"] == 1.5   # paired
     assert _bench.speedup_of(by["numba"], by["torch"]) == pytest.approx(1.25)           # 5.0 / 4.0
     seq = iter([3.0, 1.0, 4.0, 2.0, 5.0, 10.0])     # ref, run / run, ref / ref, run: 3, 0.5, 0.5
-    assert _bench.pair_ratio(lambda: next(seq), lambda: next(seq), pairs=3) == pytest.approx(0.5)
+    assert _bench.pair_ratio(lambda: next(seq), lambda: next(seq), pairs=3, gap=0.0) == pytest.approx(0.5)
     for llc, paired in ((1 << 20, True), (64 << 20, False)):
         monkeypatch.setattr(_bench, "largest_cache_bytes", lambda llc=llc: llc)
         m = _bench.measure_case(case, impls=["c", "numba", "textbook", "roofline"], min_time=0.001,

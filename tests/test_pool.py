@@ -83,6 +83,59 @@ def test_pool_gives_the_openmp_bits():
     assert len(set(eval(with_pool).values())) > 1, "the thread counts should differ in their sums' bits"
 
 
+# The optimizers from FL_DYN_MIN (2^19) elements: threads take 32768-element blocks in turn
+# (fl_parallel_for), so which thread updates an element varies from call to call.  Their
+# bits depend on the elements alone: 1 thread, 2-4 threads, the pool and the OpenMP team
+# (schedule(dynamic)) and several callers at once must all agree.
+BLOCKS = textwrap.dedent('''
+    import hashlib, threading
+    import numpy as np
+    import fastloss, fastloss.optim as O
+    from fastloss._fastloss_c import ffi, lib
+    rng = np.random.default_rng(11)
+    n = (1 << 20) + 12345           # 32 whole blocks and a partial one
+    p0 = rng.standard_normal(n).astype(np.float32)
+    g = rng.standard_normal(n).astype(np.float32)
+    def run():
+        d = hashlib.sha256()
+        w, m, v, vm = p0.copy(), np.zeros(n, np.float32), np.zeros(n, np.float32), np.zeros(n, np.float32)
+        for step in (1, 2, 3):
+            O.adamw_(w, g, m, v, vm, step=step, lr=1e-2, amsgrad=True)
+        d.update(w.tobytes() + m.tobytes() + v.tobytes() + vm.tobytes())
+        w, b = p0.copy(), np.zeros(n, np.float32)
+        for step in (1, 2):
+            O.sgd_(w, g, b, step=step, lr=0.1, momentum=0.9, nesterov=True)
+        d.update(w.tobytes() + b.tobytes())
+        w, s = p0.copy(), np.zeros(n, np.float32)
+        O.adagrad_(w, g, s, step=1, lr=0.1)
+        d.update(w.tobytes() + s.tobytes())
+        w, sq, mb, ga = p0.copy(), np.zeros(n, np.float32), np.zeros(n, np.float32), np.zeros(n, np.float32)
+        O.rmsprop_(w, g, sq, mb, ga, step=1, lr=1e-2, momentum=0.9, centered=True)
+        d.update(w.tobytes() + sq.tobytes() + mb.tobytes() + ga.tobytes())
+        w = p0.copy()             # clip_grad_norm_'s scaling pass (its norm is a sum: not here)
+        lib.fl_scale_f32(ffi.cast("float *", w.ctypes.data), n, 0.37)
+        d.update(w.tobytes())
+        return d.hexdigest()
+    out = set()
+    for nt in (1, 2, 3, 4):
+        fastloss.set_num_threads(nt)
+        out.add(run())
+    fastloss.set_num_threads(2)
+    res = []
+    th = [threading.Thread(target=lambda: res.append(run())) for _ in range(3)]
+    for x in th: x.start()
+    for x in th: x.join()
+    out.update(res)
+    print(len(out), out.pop())
+''')
+
+
+def test_block_scheduled_optimizers_same_bits_everywhere():
+    with_pool = _run(BLOCKS)
+    assert with_pool.startswith("1 "), with_pool
+    assert _run(BLOCKS, {"FASTLOSS_POOL": "0"}) == with_pool
+
+
 def test_concurrent_callers():
     """Python threads calling at once (the GIL is released above 32768 elements): each call
     gets the pool or, while another holds it, an OpenMP team; every result is the one a lone
