@@ -22,12 +22,13 @@ FL_CLONES int64_t fl_first_bad_target(const int64_t *target, int64_t n, int64_t 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(FL_NO_CLONES)
 #include <immintrin.h>
 #define FL_MM_ROWS8 1
-static int fl_have_v4(void)
+/* 2: x86-64-v4, 1: x86-64-v3, 0: neither */
+static int fl_simd_level(void)
 {
     static int have = -1; /* a benign race: every thread stores the same value */
     if (have < 0) {
         __builtin_cpu_init();
-        have = __builtin_cpu_supports("x86-64-v4") ? 1 : 0;
+        have = __builtin_cpu_supports("x86-64-v4") ? 2 : __builtin_cpu_supports("x86-64-v3") ? 1 : 0;
     }
     return have;
 }
@@ -120,6 +121,94 @@ __attribute__((target("arch=x86-64-v4"))) static double mm_rows8_chunk_f32(const
     }
     const double s = _mm512_reduce_add_pd(total);
     return weighted ? s : s * (double)fv[0]; /* unweighted: every row's w_y / c is 1 / c */
+}
+
+/* The same row kernel for x86-64-v3 (AVX2, no mask registers; session 14, bench/NOTES.md).
+ * AVX's masked store (vmaskmovps) is slow on Zen 3, so a row that is not its chunk's last
+ * loads and stores all 8 lanes: lanes c..7 are the next row's logits, read before anything
+ * of that row is written, and are stored back unchanged (the blend below), so grad may be x;
+ * when grad is not x the next row's store then overwrites them.  The chunk's last row
+ * (whose 8 lanes would reach into another thread's rows or past the arrays) uses the masked
+ * load and store. */
+__attribute__((target("arch=x86-64-v3"), always_inline)) static inline __m256 mm_row8v3_f32(
+    const float *xr, int64_t y, float *gr, const int last, __m256 live, __m256 mg, __m256 fw, __m256 f1,
+    __m256 gs, const int p2, const int weighted, __m256 acc)
+{
+    const __m256i lane = _mm256_set_epi32(7, 6, 5, 4, 3, 2, 1, 0), yb = _mm256_set1_epi32((int)y);
+    const __m256 zero = _mm256_setzero_ps();
+    const __m256 v = last ? _mm256_maskload_ps(xr, _mm256_castps_si256(live)) : _mm256_loadu_ps(xr);
+    const __m256 z = _mm256_add_ps(_mm256_sub_ps(mg, _mm256_permutevar8x32_ps(v, yb)), v);
+    const __m256 isy = _mm256_castsi256_ps(_mm256_cmpeq_epi32(yb, lane));
+    const __m256 on = _mm256_and_ps(_mm256_andnot_ps(isy, live), _mm256_cmp_ps(z, zero, _CMP_GT_OQ));
+    const __m256 h = _mm256_and_ps(on, z), f = weighted ? _mm256_permutevar8x32_ps(fw, yb) : f1;
+    const __m256 hp = p2 ? _mm256_mul_ps(h, h) : h;
+    acc = _mm256_add_ps(acc, weighted ? _mm256_mul_ps(hp, f) : hp);
+    if (gr) {
+        const __m256 gf = _mm256_mul_ps(f, gs); /* (p w_y / c) * gscale */
+        const __m256 gj = p2 ? _mm256_mul_ps(h, gf) : _mm256_and_ps(on, gf);
+        __m256 t = _mm256_add_ps(gj, _mm256_permute_ps(gj, 0xB1));
+        t = _mm256_add_ps(t, _mm256_permute_ps(t, 0x4E));
+        t = _mm256_add_ps(t, _mm256_permute2f128_ps(t, t, 1));
+        const __m256 out = _mm256_sub_ps(gj, _mm256_and_ps(isy, t)); /* the target's gj is 0 */
+        if (last) _mm256_maskstore_ps(gr, _mm256_castps_si256(live), out);
+        else _mm256_storeu_ps(gr, _mm256_blendv_ps(v, out, live));
+    }
+    return acc;
+}
+
+__attribute__((target("arch=x86-64-v3"), always_inline)) static inline double mm_rows8v3_f32(
+    const mmctx_f32 *m, int64_t lo, int64_t hi, const int p2, const int weighted, const int hasg)
+{
+    const int64_t C = m->c;
+    float fv[8] = {0}; /* w_j / c */
+    for (int64_t j = 0; j < C; j++) fv[j] = (weighted ? m->weight[j] : 1.0f) / (float)C;
+    const __m256 live = _mm256_castsi256_ps(
+        _mm256_cmpgt_epi32(_mm256_set1_epi32((int)C), _mm256_set_epi32(7, 6, 5, 4, 3, 2, 1, 0)));
+    const __m256 fw = _mm256_loadu_ps(fv), f1 = _mm256_set1_ps(fv[0]), mg = _mm256_set1_ps(m->margin);
+    const __m256 gs = _mm256_set1_ps((p2 ? 2.0f : 1.0f) * m->gscale);
+    const float *x = m->x;
+    const int64_t *t = m->target;
+    float *g = hasg ? m->grad : NULL;
+    const int64_t whole = C < 8 && hi > lo ? hi - 1 : hi; /* rows before it load and store 8 lanes */
+    __m256d tlo = _mm256_setzero_pd(), thi = tlo;
+    for (int64_t i = lo; i < hi;) {
+        const int64_t stop = hi - i < 16 ? hi : i + 16;
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        for (; i + 4 <= stop && i + 4 <= whole; i += 4) {
+            a0 = mm_row8v3_f32(x + i * C, t[i], g ? g + i * C : NULL, 0, live, mg, fw, f1, gs, p2, weighted, a0);
+            a1 = mm_row8v3_f32(x + (i + 1) * C, t[i + 1], g ? g + (i + 1) * C : NULL, 0, live, mg, fw, f1, gs, p2,
+                               weighted, a1);
+            a2 = mm_row8v3_f32(x + (i + 2) * C, t[i + 2], g ? g + (i + 2) * C : NULL, 0, live, mg, fw, f1, gs, p2,
+                               weighted, a2);
+            a3 = mm_row8v3_f32(x + (i + 3) * C, t[i + 3], g ? g + (i + 3) * C : NULL, 0, live, mg, fw, f1, gs, p2,
+                               weighted, a3);
+        }
+        for (; i < stop; i++)
+            a0 = mm_row8v3_f32(x + i * C, t[i], g ? g + i * C : NULL, i >= whole, live, mg, fw, f1, gs, p2, weighted,
+                               a0);
+        const __m256 a = _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3));
+        tlo = _mm256_add_pd(tlo, _mm256_cvtps_pd(_mm256_castps256_ps128(a)));
+        thi = _mm256_add_pd(thi, _mm256_cvtps_pd(_mm256_extractf128_ps(a, 1)));
+    }
+    double d[8];
+    _mm256_storeu_pd(d, tlo);
+    _mm256_storeu_pd(d + 4, thi);
+    /* the same tree as _mm512_reduce_add_pd in the x86-64-v4 kernel: halves, then pairs */
+    const double s = ((d[0] + d[4]) + (d[2] + d[6])) + ((d[1] + d[5]) + (d[3] + d[7]));
+    return weighted ? s : s * (double)fv[0];
+}
+
+/* p, the weights and the gradient as constants: one tight loop each */
+__attribute__((target("arch=x86-64-v3"))) static double mm_rows8v3_chunk_f32(const void *ctx, int64_t lo, int64_t hi)
+{
+    const mmctx_f32 *m = (const mmctx_f32 *)ctx;
+    const int p2 = m->p == 2, w = m->weight != NULL;
+    if (m->grad) {
+        if (p2) return w ? mm_rows8v3_f32(m, lo, hi, 1, 1, 1) : mm_rows8v3_f32(m, lo, hi, 1, 0, 1);
+        return w ? mm_rows8v3_f32(m, lo, hi, 0, 1, 1) : mm_rows8v3_f32(m, lo, hi, 0, 0, 1);
+    }
+    if (p2) return w ? mm_rows8v3_f32(m, lo, hi, 1, 1, 0) : mm_rows8v3_f32(m, lo, hi, 1, 0, 0);
+    return w ? mm_rows8v3_f32(m, lo, hi, 0, 1, 0) : mm_rows8v3_f32(m, lo, hi, 0, 0, 0);
 }
 #endif
 

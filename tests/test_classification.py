@@ -371,3 +371,41 @@ def test_multi_margin_huge_margin_in_a_partial_block(backend, n):
         for reduction in ("sum", "mean"):
             l, g = fastloss.multi_margin(x, t, p=p, margin=m, reduction=reduction, backend=backend)
             assert l == 0 and not np.any(g), (p, reduction)
+
+
+@pytest.mark.parametrize("backend", COMPILED)
+@pytest.mark.parametrize("classes", [4, 5, 6, 7, 8])
+def test_multi_margin_rows_at_thread_boundaries(backend, classes, rng):
+    """multi_margin's float32 row kernel (4 <= c <= 8, loss reduced) loads and stores 8 lanes
+    per row, the next row's logits put back as read; only each chunk's last row is masked.
+    Split over 1-4 threads (row counts that put chunk edges at every position of the 4-row
+    steps and 16-row groups), with out= a separate array and out= the logits: the gradient's
+    bits are the same for every thread count (one thread's row spilling into the next chunk
+    would overwrite rows another thread had written), and equal the reference's to rounding."""
+    n0 = fastloss.get_num_threads()
+    try:
+        for n in (401, 1000, 1607, 4099, 20011):   # Numba splits from 65536 logits
+            x = (rng.standard_normal((n, classes)) * 1.5).astype(np.float32)
+            t = rng.integers(0, classes, n)
+            w = rng.uniform(0.3, 2, classes).astype(np.float32)
+            for kw in ({"p": 1}, {"p": 2, "weight": w, "margin": 0.7}):
+                rl, rg = fastloss.multi_margin(x, t, reduction="sum", backend="numpy", **kw)
+                first = None
+                for nt in (1, 2, 3, 4):
+                    fastloss.set_num_threads(nt)
+                    for _ in range(3):
+                        g = np.full_like(x, np.nan)
+                        l, _g = fastloss.multi_margin(x, t, reduction="sum", out=g, backend=backend, **kw)
+                        xc = x.copy()
+                        l2, g2 = fastloss.multi_margin(xc, t, reduction="sum", out=xc, backend=backend, **kw)
+                        what = f"c={classes} n={n} threads={nt} {sorted(kw)}"
+                        np.testing.assert_array_equal(g2, g, err_msg=what + " out=logits")
+                        assert l2 == l, what
+                        if first is None:
+                            first = g
+                            assert_close(g, rg, np.float32, what + " grad")
+                            assert_close(l, rl, np.float32, what + " loss")
+                        np.testing.assert_array_equal(g, first, err_msg=what)
+                        assert_close(l, rl, np.float32, what + " loss")
+    finally:
+        fastloss.set_num_threads(n0)

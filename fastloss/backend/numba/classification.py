@@ -882,11 +882,12 @@ def _mm_small(grad, loss, x, target, w, p2, margin, gscale, lo, hi):
 
 
 # 4 <= c <= 8, loss reduced (mean / sum): as mm_rows8_chunk_f32 in csrc/classification.c,
-# one row per 8-lane vector, no transposition, emitted as LLVM IR (masked loads and stores
-# of the row's c lanes: nothing past the row is read or written; a row's loads come before
-# its store, so grad may be x).  Session 11 (bench/NOTES.md): 1e5x7 on one thread 334 ->
-# ~225 us, the same as C's row kernel.  The loss sums per lane in T over 16 rows, then in
-# double, as C's.
+# one row per 8-lane vector, no transposition, emitted as LLVM IR.  Each chunk's last row is a
+# masked load and store of its c lanes (nothing past the chunk is read or written); the rows
+# before it load and store all 8 lanes, putting the next row's logits back as they were read
+# (session 14: AVX's masked store is slow on Zen 3).  A row's loads come before its store,
+# so grad may be x.  Session 11 (bench/NOTES.md): 1e5x7 on one thread 334 -> ~225 us, the
+# same as C's row kernel.  The loss sums per lane in T over 16 rows, then in double, as C's.
 
 @intrinsic(prefer_literal=True)
 def _mm_rows8(typingctx, grad, x, target, fv, lo, hi, margin, gscale, p2):
@@ -928,34 +929,50 @@ def _mm_rows8(typingctx, grad, x, target, fv, lo, hi, margin, gscale, p2):
         gs = splat(context.cast(builder, gs_v, types.float64, x.dtype), V)
         total = cgutils.alloca_once_value(builder, ir.Constant(VD, [0.0] * 8))
         part = cgutils.alloca_once_value(builder, zero)
+        ali = context.get_abi_sizeof(T)
+
+        def row(i, last):
+            """One row; last: the chunk's last row (masked load and store), else all 8 lanes."""
+            base = builder.mul(i, C)
+            xp = builder.bitcast(builder.gep(xa.data, [base]), V.as_pointer())
+            v = builder.call(load, [xp, al, live, zero]) if last else builder.load(xp, align=ali)
+            y = builder.load(builder.gep(td, [i]))
+            yv = splat(builder.trunc(y, i32), VI)
+            xy = splat(builder.load(builder.gep(xa.data, [builder.add(base, y)])), V)
+            z = builder.fadd(builder.fsub(mg, xy), v)   # (margin - x_y) + x_j, as C
+            on = builder.and_(builder.and_(live, builder.icmp_signed("!=", lane, yv)),
+                              builder.fcmp_ordered(">", z, zero))
+            h = builder.select(on, z, zero)
+            f = splat(builder.load(builder.gep(fd, [y])), V)
+            hp = builder.fmul(h, h) if P2 else h
+            builder.store(builder.fadd(builder.load(part), builder.fmul(hp, f)), part)
+            if has_g:
+                gf = builder.fmul(f, gs)   # gscale arrives times p
+                gj = builder.fmul(h, gf) if P2 else builder.select(on, gf, zero)
+                sj = builder.fadd(gj, shuf(gj, [1, 0, 3, 2, 5, 4, 7, 6]))
+                sj = builder.fadd(sj, shuf(sj, [2, 3, 0, 1, 6, 7, 4, 5]))
+                sj = builder.fadd(sj, shuf(sj, [4, 5, 6, 7, 0, 1, 2, 3]))
+                out = builder.select(builder.icmp_signed("==", lane, yv), builder.fsub(zero, sj), gj)
+                gp = builder.bitcast(builder.gep(gd, [base]), V.as_pointer())
+                if last:
+                    builder.call(store, [out, gp, al, live])
+                else:   # lanes c..7: the next row's logits as read, so grad may be x
+                    builder.store(builder.select(live, out, v), gp, align=ali)
+
+        # rows before the chunk's last read and write 8 lanes (C's mm_rows8v3_chunk_f32: the
+        # masked store is slow on Zen 3); the last row's 8 lanes would reach past the chunk
+        one = lo_v.type(1)
+        whole = builder.select(builder.icmp_signed("<", C, C.type(8)), builder.sub(hi_v, one), hi_v)
         sixteen = lo_v.type(16)
         with cgutils.for_range_slice(builder, lo_v, hi_v, sixteen, inc=True) as (i0, _):
             builder.store(zero, part)
             end = builder.select(builder.icmp_signed("<", builder.sub(hi_v, i0), sixteen), hi_v,
                                  builder.add(i0, sixteen))
-            with cgutils.for_range_slice(builder, i0, end, lo_v.type(1), inc=True) as (i, _):
-                base = builder.mul(i, C)
-                v = builder.call(load, [builder.bitcast(builder.gep(xa.data, [base]), V.as_pointer()), al,
-                                        live, zero])
-                y = builder.load(builder.gep(td, [i]))
-                yv = splat(builder.trunc(y, i32), VI)
-                xy = splat(builder.load(builder.gep(xa.data, [builder.add(base, y)])), V)
-                z = builder.fadd(builder.fsub(mg, xy), v)   # (margin - x_y) + x_j, as C
-                on = builder.and_(builder.and_(live, builder.icmp_signed("!=", lane, yv)),
-                                  builder.fcmp_ordered(">", z, zero))
-                h = builder.select(on, z, zero)
-                f = splat(builder.load(builder.gep(fd, [y])), V)
-                hp = builder.fmul(h, h) if P2 else h
-                builder.store(builder.fadd(builder.load(part), builder.fmul(hp, f)), part)
-                if has_g:
-                    gf = builder.fmul(f, gs)   # gscale arrives times p
-                    gj = builder.fmul(h, gf) if P2 else builder.select(on, gf, zero)
-                    sj = builder.fadd(gj, shuf(gj, [1, 0, 3, 2, 5, 4, 7, 6]))
-                    sj = builder.fadd(sj, shuf(sj, [2, 3, 0, 1, 6, 7, 4, 5]))
-                    sj = builder.fadd(sj, shuf(sj, [4, 5, 6, 7, 0, 1, 2, 3]))
-                    out = builder.select(builder.icmp_signed("==", lane, yv), builder.fsub(zero, sj), gj)
-                    builder.call(store, [out, builder.bitcast(builder.gep(gd, [base]), V.as_pointer()), al,
-                                         live])
+            mid = builder.select(builder.icmp_signed("<", whole, end), whole, end)
+            with cgutils.for_range_slice(builder, i0, mid, one, inc=True) as (i, _):
+                row(i, False)
+            with cgutils.for_range_slice(builder, mid, end, one, inc=True) as (i, _):
+                row(i, True)
             pv = builder.load(part)
             if T != ir.DoubleType():
                 pv = builder.fpext(pv, VD)
