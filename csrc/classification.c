@@ -17,18 +17,17 @@ FL_CLONES int64_t fl_first_bad_target(const int64_t *target, int64_t n, int64_t 
     return -1;
 }
 
-/* multi_margin's float32 row kernel for c <= 8 (below, after the templates): AVX-512VL
- * intrinsics in a function compiled for x86-64-v4 and chosen at run time, as the clones are */
+/* multi_margin's float32 row kernel for c <= 8 (below, after the templates): AVX2 intrinsics
+ * in a function compiled for x86-64-v3 and chosen at run time, as the clones are */
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(FL_NO_CLONES)
 #include <immintrin.h>
 #define FL_MM_ROWS8 1
-/* 2: x86-64-v4, 1: x86-64-v3, 0: neither */
-static int fl_simd_level(void)
+static int fl_have_v3(void)
 {
     static int have = -1; /* a benign race: every thread stores the same value */
     if (have < 0) {
         __builtin_cpu_init();
-        have = __builtin_cpu_supports("x86-64-v4") ? 2 : __builtin_cpu_supports("x86-64-v3") ? 1 : 0;
+        have = __builtin_cpu_supports("x86-64-v3") ? 1 : 0;
     }
     return have;
 }
@@ -60,77 +59,20 @@ static int fl_simd_level(void)
 
 #ifdef FL_MM_ROWS8
 /* multi_margin, float32, 4 <= c <= 8, loss reduced (mean or sum): one row per 256-bit
- * vector, class j in lane j, no transposition.  On Zen 4 a 256-bit operation is not split
- * in two as a 512-bit one is, and a row of 4-8 classes fills most of 8 lanes (session 11,
- * bench/NOTES.md: 1000x7 2.56 -> 1.94 us on one thread, 1e5x7 261 -> 220 us; for c = 2, 3
- * the transposed block is faster).  Per row: a masked load (lanes past c are neither read
- * nor written), the target broadcast, x_y by a permute, z = (margin - x_y) + x_j as in
- * mm_row, h = z where z > 0 and j != y; the loss into one of four float accumulators,
- * added into double every 16 rows; the gradient's target lane gets minus the sum of the
- * others (an in-register tree sum), stored with the row under the same mask.  A row's loads
- * come before its store, so grad may be x. */
-__attribute__((target("arch=x86-64-v4"))) static inline __m256 mm_row8_f32(
-    const float *xr, int64_t y, float *gr, __mmask8 kc, __m256 mg, __m256 fw, __m256 f1, __m256 gs,
-    const int p2, const int weighted, __m256 acc)
-{
-    const __m256i lane = _mm256_set_epi32(7, 6, 5, 4, 3, 2, 1, 0), yb = _mm256_set1_epi32((int)y);
-    const __m256 zero = _mm256_setzero_ps(), v = _mm256_maskz_loadu_ps(kc, xr);
-    const __m256 z = _mm256_add_ps(_mm256_sub_ps(mg, _mm256_permutexvar_ps(yb, v)), v);
-    const __mmask8 on = _mm256_mask_cmp_ps_mask(_mm256_mask_cmpneq_epi32_mask(kc, yb, lane), z, zero, _CMP_GT_OQ);
-    const __m256 h = _mm256_maskz_mov_ps(on, z), f = weighted ? _mm256_permutexvar_ps(yb, fw) : f1;
-    const __m256 hp = p2 ? _mm256_mul_ps(h, h) : h;
-    acc = _mm256_add_ps(acc, weighted ? _mm256_mul_ps(hp, f) : hp);
-    if (gr) {
-        const __m256 gf = _mm256_mul_ps(f, gs); /* (p w_y / c) * gscale */
-        const __m256 gj = p2 ? _mm256_mul_ps(h, gf) : _mm256_maskz_mov_ps(on, gf);
-        __m256 t = _mm256_add_ps(gj, _mm256_permute_ps(gj, 0xB1));
-        t = _mm256_add_ps(t, _mm256_permute_ps(t, 0x4E));
-        t = _mm256_add_ps(t, _mm256_permute2f128_ps(t, t, 1));
-        const __mmask8 isy = _mm256_mask_cmpeq_epi32_mask(kc, yb, lane);
-        _mm256_mask_storeu_ps(gr, kc, _mm256_mask_sub_ps(gj, isy, zero, t));
-    }
-    return acc;
-}
-
-__attribute__((target("arch=x86-64-v4"))) static double mm_rows8_chunk_f32(const void *ctx, int64_t lo, int64_t hi)
-{
-    const mmctx_f32 *m = (const mmctx_f32 *)ctx;
-    const int64_t C = m->c;
-    const int p2 = m->p == 2, weighted = m->weight != NULL;
-    const __mmask8 kc = (__mmask8)((1u << C) - 1);
-    float fv[8] = {0}; /* w_j / c */
-    for (int64_t j = 0; j < C; j++) fv[j] = (weighted ? m->weight[j] : 1.0f) / (float)C;
-    const __m256 fw = _mm256_loadu_ps(fv), f1 = _mm256_set1_ps(fv[0]), mg = _mm256_set1_ps(m->margin);
-    const __m256 gs = _mm256_set1_ps((p2 ? 2.0f : 1.0f) * m->gscale);
-    const float *x = m->x;
-    const int64_t *t = m->target;
-    float *g = m->grad;
-    __m512d total = _mm512_setzero_pd();
-    for (int64_t i = lo; i < hi;) {
-        const int64_t stop = hi - i < 16 ? hi : i + 16;
-        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-        for (; i + 4 <= stop; i += 4) {
-            a0 = mm_row8_f32(x + i * C, t[i], g ? g + i * C : NULL, kc, mg, fw, f1, gs, p2, weighted, a0);
-            a1 = mm_row8_f32(x + (i + 1) * C, t[i + 1], g ? g + (i + 1) * C : NULL, kc, mg, fw, f1, gs, p2, weighted, a1);
-            a2 = mm_row8_f32(x + (i + 2) * C, t[i + 2], g ? g + (i + 2) * C : NULL, kc, mg, fw, f1, gs, p2, weighted, a2);
-            a3 = mm_row8_f32(x + (i + 3) * C, t[i + 3], g ? g + (i + 3) * C : NULL, kc, mg, fw, f1, gs, p2, weighted, a3);
-        }
-        for (; i < stop; i++)
-            a0 = mm_row8_f32(x + i * C, t[i], g ? g + i * C : NULL, kc, mg, fw, f1, gs, p2, weighted, a0);
-        total = _mm512_add_pd(total, _mm512_cvtps_pd(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3))));
-    }
-    const double s = _mm512_reduce_add_pd(total);
-    return weighted ? s : s * (double)fv[0]; /* unweighted: every row's w_y / c is 1 / c */
-}
-
-/* The same row kernel for x86-64-v3 (AVX2, no mask registers; session 14, bench/NOTES.md).
+ * vector, class j in lane j, no transposition (session 11, bench/NOTES.md: on Zen 4 1000x7
+ * 2.56 -> 1.94 us on one thread against the transposed block; for c = 2, 3 the block is
+ * faster).  Per row: the target broadcast, x_y by a permute, z = (margin - x_y) + x_j as in
+ * mm_row, h = z where z > 0 and j != y; the loss into one of four float accumulators, added
+ * into double every 16 rows; the gradient's target lane gets minus the sum of the others (an
+ * in-register tree sum).
+ * Session 14 made it AVX2 (it was AVX-512VL, masked by a mask register, x86-64-v4 only):
  * AVX's masked store (vmaskmovps) is slow on Zen 3, so a row that is not its chunk's last
  * loads and stores all 8 lanes: lanes c..7 are the next row's logits, read before anything
  * of that row is written, and are stored back unchanged (the blend below), so grad may be x;
  * when grad is not x the next row's store then overwrites them.  The chunk's last row
  * (whose 8 lanes would reach into another thread's rows or past the arrays) uses the masked
- * load and store. */
-__attribute__((target("arch=x86-64-v3"), always_inline)) static inline __m256 mm_row8v3_f32(
+ * load and store.  On the AVX2 host 1e5x7 on two threads 480 -> 215 us against the block. */
+__attribute__((target("arch=x86-64-v3"), always_inline)) static inline __m256 mm_row8_f32(
     const float *xr, int64_t y, float *gr, const int last, __m256 live, __m256 mg, __m256 fw, __m256 f1,
     __m256 gs, const int p2, const int weighted, __m256 acc)
 {
@@ -156,7 +98,7 @@ __attribute__((target("arch=x86-64-v3"), always_inline)) static inline __m256 mm
     return acc;
 }
 
-__attribute__((target("arch=x86-64-v3"), always_inline)) static inline double mm_rows8v3_f32(
+__attribute__((target("arch=x86-64-v3"), always_inline)) static inline double mm_rows8_f32(
     const mmctx_f32 *m, int64_t lo, int64_t hi, const int p2, const int weighted, const int hasg)
 {
     const int64_t C = m->c;
@@ -175,17 +117,17 @@ __attribute__((target("arch=x86-64-v3"), always_inline)) static inline double mm
         const int64_t stop = hi - i < 16 ? hi : i + 16;
         __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
         for (; i + 4 <= stop && i + 4 <= whole; i += 4) {
-            a0 = mm_row8v3_f32(x + i * C, t[i], g ? g + i * C : NULL, 0, live, mg, fw, f1, gs, p2, weighted, a0);
-            a1 = mm_row8v3_f32(x + (i + 1) * C, t[i + 1], g ? g + (i + 1) * C : NULL, 0, live, mg, fw, f1, gs, p2,
-                               weighted, a1);
-            a2 = mm_row8v3_f32(x + (i + 2) * C, t[i + 2], g ? g + (i + 2) * C : NULL, 0, live, mg, fw, f1, gs, p2,
-                               weighted, a2);
-            a3 = mm_row8v3_f32(x + (i + 3) * C, t[i + 3], g ? g + (i + 3) * C : NULL, 0, live, mg, fw, f1, gs, p2,
-                               weighted, a3);
+            a0 = mm_row8_f32(x + i * C, t[i], g ? g + i * C : NULL, 0, live, mg, fw, f1, gs, p2, weighted, a0);
+            a1 = mm_row8_f32(x + (i + 1) * C, t[i + 1], g ? g + (i + 1) * C : NULL, 0, live, mg, fw, f1, gs, p2,
+                             weighted, a1);
+            a2 = mm_row8_f32(x + (i + 2) * C, t[i + 2], g ? g + (i + 2) * C : NULL, 0, live, mg, fw, f1, gs, p2,
+                             weighted, a2);
+            a3 = mm_row8_f32(x + (i + 3) * C, t[i + 3], g ? g + (i + 3) * C : NULL, 0, live, mg, fw, f1, gs, p2,
+                             weighted, a3);
         }
         for (; i < stop; i++)
-            a0 = mm_row8v3_f32(x + i * C, t[i], g ? g + i * C : NULL, i >= whole, live, mg, fw, f1, gs, p2, weighted,
-                               a0);
+            a0 = mm_row8_f32(x + i * C, t[i], g ? g + i * C : NULL, i >= whole, live, mg, fw, f1, gs, p2, weighted,
+                             a0);
         const __m256 a = _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3));
         tlo = _mm256_add_pd(tlo, _mm256_cvtps_pd(_mm256_castps256_ps128(a)));
         thi = _mm256_add_pd(thi, _mm256_cvtps_pd(_mm256_extractf128_ps(a, 1)));
@@ -193,22 +135,22 @@ __attribute__((target("arch=x86-64-v3"), always_inline)) static inline double mm
     double d[8];
     _mm256_storeu_pd(d, tlo);
     _mm256_storeu_pd(d + 4, thi);
-    /* the same tree as _mm512_reduce_add_pd in the x86-64-v4 kernel: halves, then pairs */
+    /* the lanes in a fixed tree: halves, then pairs (as _mm512_reduce_add_pd, session 11) */
     const double s = ((d[0] + d[4]) + (d[2] + d[6])) + ((d[1] + d[5]) + (d[3] + d[7]));
     return weighted ? s : s * (double)fv[0];
 }
 
 /* p, the weights and the gradient as constants: one tight loop each */
-__attribute__((target("arch=x86-64-v3"))) static double mm_rows8v3_chunk_f32(const void *ctx, int64_t lo, int64_t hi)
+__attribute__((target("arch=x86-64-v3"))) static double mm_rows8_chunk_f32(const void *ctx, int64_t lo, int64_t hi)
 {
     const mmctx_f32 *m = (const mmctx_f32 *)ctx;
     const int p2 = m->p == 2, w = m->weight != NULL;
     if (m->grad) {
-        if (p2) return w ? mm_rows8v3_f32(m, lo, hi, 1, 1, 1) : mm_rows8v3_f32(m, lo, hi, 1, 0, 1);
-        return w ? mm_rows8v3_f32(m, lo, hi, 0, 1, 1) : mm_rows8v3_f32(m, lo, hi, 0, 0, 1);
+        if (p2) return w ? mm_rows8_f32(m, lo, hi, 1, 1, 1) : mm_rows8_f32(m, lo, hi, 1, 0, 1);
+        return w ? mm_rows8_f32(m, lo, hi, 0, 1, 1) : mm_rows8_f32(m, lo, hi, 0, 0, 1);
     }
-    if (p2) return w ? mm_rows8v3_f32(m, lo, hi, 1, 1, 0) : mm_rows8v3_f32(m, lo, hi, 1, 0, 0);
-    return w ? mm_rows8v3_f32(m, lo, hi, 0, 1, 0) : mm_rows8v3_f32(m, lo, hi, 0, 0, 0);
+    if (p2) return w ? mm_rows8_f32(m, lo, hi, 1, 1, 0) : mm_rows8_f32(m, lo, hi, 1, 0, 0);
+    return w ? mm_rows8_f32(m, lo, hi, 0, 1, 0) : mm_rows8_f32(m, lo, hi, 0, 0, 0);
 }
 #endif
 

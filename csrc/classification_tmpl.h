@@ -985,7 +985,6 @@ FL_CLONES static double SFX(mm_chunk)(const void *ctx, int64_t lo, int64_t hi)
 
 #ifdef FL_MM_ROWS8
 static double mm_rows8_chunk_f32(const void *ctx, int64_t lo, int64_t hi);
-static double mm_rows8v3_chunk_f32(const void *ctx, int64_t lo, int64_t hi);
 #endif
 double SFX(fl_multi_margin)(T *grad, T *loss, const T *logits, const int64_t *target, const T *weight,
                             int64_t n, int64_t c, int p, T margin, int reduction)
@@ -994,9 +993,8 @@ double SFX(fl_multi_margin)(T *grad, T *loss, const T *logits, const int64_t *ta
     SFX(mmctx) m = {grad, reduction == 0 ? loss : NULL, logits, weight, target, c, p, margin,
                     (T)(reduction == 1 && n > 0 ? 1.0 / (double)n : 1.0)};
     fl_chunk_fn fn = SFX(mm_chunk);
-#ifdef FL_MM_ROWS8 /* classification.c: float32, 4 <= c <= 8, on x86-64-v4 or -v3 */
-    if (sizeof(T) == 4 && c >= 4 && c <= 8 && reduction != 0 && fl_simd_level() > 0)
-        fn = fl_simd_level() == 2 ? mm_rows8_chunk_f32 : mm_rows8v3_chunk_f32;
+#ifdef FL_MM_ROWS8 /* classification.c: float32, 4 <= c <= 8, on x86-64-v3 and up */
+    if (sizeof(T) == 4 && c >= 4 && c <= 8 && reduction != 0 && fl_have_v3()) fn = mm_rows8_chunk_f32;
 #endif
     const double total = fl_parallel_sum(n, SFX(ce_grain)(c), fn, &m);
     return reduction == 1 ? total / (double)n : total;

@@ -959,7 +959,7 @@ def _mm_rows8(typingctx, grad, x, target, fv, lo, hi, margin, gscale, p2):
                 else:   # lanes c..7: the next row's logits as read, so grad may be x
                     builder.store(builder.select(live, out, v), gp, align=ali)
 
-        # rows before the chunk's last read and write 8 lanes (C's mm_rows8v3_chunk_f32: the
+        # rows before the chunk's last read and write 8 lanes (C's mm_rows8_chunk_f32: the
         # masked store is slow on Zen 3); the last row's 8 lanes would reach past the chunk
         one = lo_v.type(1)
         whole = builder.select(builder.icmp_signed("<", C, C.type(8)), builder.sub(hi_v, one), hi_v)
