@@ -606,6 +606,20 @@ double SFX(fl_cross_entropy)(T *grad, T *loss, const T *logits, const int64_t *t
                      ignore_index, label_smoothing, SFX(ce_wtotal)(weight, c),
                      (T)(reduction == 1 ? 1.0 / denom : 1.0), rows};
     const double total = fl_parallel_sum(rows, SFX(ce_grain)(c), SFX(ce_index_chunk), &cx);
+    if (reduction == 1 && denom == 0.0 && label_smoothing != 0) {
+        /* targets' weights summing to 0 (all zero, or cancelling): torch divides its two
+         * means by it apart, (1 - eps) nll / 0 + eps/c smooth / 0, which is NaN when either sum
+         * is 0 or they have opposite signs, where the one division of their sum would be
+         * +-inf.  Each sum again on its own (eps = 0: the nll; eps = 1: smooth / c), loss only. */
+        SFX(cectx) part = cx;
+        part.grad = part.loss = NULL;
+        part.gscale = 1;
+        part.eps = 0;
+        const double nll = fl_parallel_sum(rows, SFX(ce_grain)(c), SFX(ce_index_chunk), &part);
+        part.eps = 1;
+        const double smooth = fl_parallel_sum(rows, SFX(ce_grain)(c), SFX(ce_index_chunk), &part);
+        return (1.0 - (double)label_smoothing) * (nll / denom) + (double)label_smoothing * (smooth / denom);
+    }
     return reduction == 1 ? total / denom : total;
 }
 

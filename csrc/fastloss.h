@@ -147,7 +147,10 @@ void fl_scale_f64(double *x, int64_t n, double scale);
  * logits are laid out (n, c, s): classes on the middle axis, s = d1*...*dk (1 for (N, C)).
  * Class-index targets must lie in [0, c) or equal ignore_index (fl_first_bad_target checks);
  * ignored samples get zero loss and gradient and leave the mean's denominator, which is the
- * sum of the remaining targets' weights.  label_smoothing in [0, 1].  c >= 1 (this and
+ * sum of the remaining targets' weights.  A mean over a denominator of 0 is torch's IEEE
+ * division: (1 - eps) nll / 0 + eps/c smooth / 0 (NaN, or +-inf), and its gradient is the
+ * kernel's terms scaled by 1/0 (non-finite in every sample not ignored).  label_smoothing in
+ * [0, 1].  c >= 1 (this and
  * the next kernels return NaN and write nothing for c < 1). */
 double fl_cross_entropy_f32(float *grad, float *loss, const float *logits, const int64_t *target,
                             const float *weight, int64_t n, int64_t c, int64_t s, int64_t ignore_index,

@@ -162,11 +162,14 @@ def real(x, name):
     t = type(x)
     if t is float:
         return x
-    if t is int:
-        return float(x)
-    if isinstance(x, (bool, np.bool_)) or not isinstance(x, (numbers.Real, np.floating, np.integer)):
+    if not (t is int or not isinstance(x, (bool, np.bool_)) and isinstance(x, (numbers.Real, np.floating,
+                                                                               np.integer))):
         raise TypeError(f"{name}: must be a real number, got {type(x).__name__}")
-    return float(x)
+    try:
+        return float(x)
+    except OverflowError:  # an int past float's range: an error, not a silent inf
+        raise ValueError(f"{name}: an integer of {int(x).bit_length()} bits is too large for a float "
+                         "(|x| must be below 1.8e308)") from None
 
 
 def nonneg(x, name):

@@ -227,6 +227,27 @@ def binary_cross_entropy(prob, target, *, weight=None, reduction="mean", grad=Tr
 log_loss = binary_cross_entropy
 
 
+def _pos_weight(pos_weight, shape, dt):
+    """(period, array) for the kernels, which read pos_weight[i % period] at flat index i:
+    (C, the last axis's weights) when pos_weight varies along the last axis only, else
+    (size, pos_weight expanded to the logits' shape).  Scalar logits count as shape (1,)."""
+    c = shape[-1] if shape else 1
+    if pos_weight is None:
+        return c, None
+    pw = V.asarray(pos_weight, "pos_weight")
+    V._kind_dtype(pw.dtype, "pos_weight")
+    full = shape if shape else (1,)
+    try:
+        fits = np.broadcast_shapes(pw.shape, full) == full
+    except ValueError:
+        fits = False
+    if not fits:
+        raise ValueError(f"pos_weight: shape {pw.shape} does not broadcast to the logits' shape {shape}")
+    if all(d == 1 for d in pw.shape[:-1]):
+        return c, _broadcast_weight(pw.reshape(pw.shape[-1:]), (c,), dt, "pos_weight")
+    return max(int(np.prod(full)), 1), _broadcast_weight(pw, full, dt, "pos_weight").reshape(-1)
+
+
 def binary_cross_entropy_with_logits(logits, target, *, weight=None, pos_weight=None, reduction="mean",
                                      grad=True, out=None, backend=None):
     """Binary cross-entropy on logits, ``torch.nn.functional.binary_cross_entropy_with_logits``,
@@ -234,8 +255,11 @@ def binary_cross_entropy_with_logits(logits, target, *, weight=None, pos_weight=
     ``l = w ((1 - t) x + (1 + (pw - 1) t) (log1p(exp(-|x|)) + max(-x, 0)))``,
     ``dl/dx = w ((pw t + 1 - t) sigmoid(x) - pw t)``.
 
-    ``pos_weight``: positive-class weights along the last axis (shape (C,) or broadcastable
-    to it, C = logits.shape[-1]); ``weight`` broadcasts to the logits' shape.
+    ``pos_weight`` and ``weight`` broadcast to the logits' shape (NumPy rules; torch
+    broadcasts pos_weight the same way).  A pos_weight that varies along the last axis only
+    (shape (C,), (1, C), ...: the usual per-class weights) is used as it is; any other shape,
+    such as (C, 1, 1) per channel of (N, C, H, W) logits, is first expanded to the logits'
+    size (one temporary array, as ``weight`` is).
     """
     if weight is None and pos_weight is None:  # the C fast path
         r = _E.binary(12, logits, target, reduction, grad, out, None, backend)
@@ -245,10 +269,7 @@ def binary_cross_entropy_with_logits(logits, target, *, weight=None, pos_weight=
     want_grad = V.flag(grad, "grad")
     x, t, dt = _elementwise_pair(logits, target, "logits")
     w = _broadcast_weight(weight, x.shape, dt)
-    c = x.shape[-1] if x.ndim else 1
-    pw = None
-    if pos_weight is not None:
-        pw = _broadcast_weight(pos_weight, (c,), dt, "pos_weight")
+    c, pw = _pos_weight(pos_weight, x.shape, dt)
     g = _grad_out(out, want_grad, x, dt, ((x, "logits"), (t, "target"), (w, "weight")),
                   ((pw, "pos_weight"),))
     loss = _loss_array(x.shape, dt, mode)

@@ -27,8 +27,10 @@ def _norm_type(norm_type):
 
 def _arrays(grads, writeable):
     """The gradient arrays: a FlatParams' grad block, one array, or a sequence of arrays."""
-    if isinstance(grads, FlatParams):
-        return [grads.grad]
+    if isinstance(grads, FlatParams):  # its block as bound, checked again (dtype, shape and flags
+        name = "grads (the FlatParams' grad block)"  # can change in place)
+        g = grads._block(grads.grad, name)
+        return [V.inplace(g, name) if writeable else g]
     if isinstance(grads, np.ndarray):
         grads = [grads]
     elif isinstance(grads, (str, bytes)) or not hasattr(grads, "__iter__"):

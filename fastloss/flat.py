@@ -105,10 +105,10 @@ class FlatParams:
         if isinstance(arrays, np.ndarray):
             raise TypeError("arrays: must be a list of arrays, not one array (wrap it in a list)")
         arrays = [V.asarray(a, f"arrays[{i}]") for i, a in enumerate(arrays)]
+        for i, a in enumerate(arrays):  # with a dtype given too: no complex, str or object parsing
+            if a.dtype.kind not in "fiub":
+                raise TypeError(f"arrays[{i}]: dtype {a.dtype} is not real numeric")
         if dtype is None:
-            for i, a in enumerate(arrays):
-                if a.dtype.kind not in "fiub":
-                    raise TypeError(f"arrays[{i}]: dtype {a.dtype} is not real numeric")
             dtype = V.F64 if any(a.dtype == V.F64 for a in arrays) else V.F32
         flat = cls([a.shape for a in arrays], dtype)
         for view, a in zip(flat.params, arrays):
@@ -119,9 +119,44 @@ class FlatParams:
         """Views of a flat block (``data``, ``grad`` or a state block) shaped as the parameters."""
         return [block[o:o + n].reshape(s) for o, n, s in zip(self.offsets, self.sizes, self.shapes)]
 
+    # The blocks may be rebound (an optimizer refuses that after it is built), but only to an
+    # array the kernels can take as this layout: a 1-D C-contiguous ndarray (or np.memmap) of
+    # `size` elements of the FlatParams' dtype; the views are then made anew over it.  What
+    # does not fit is refused here, before the kernels read `size` elements of it.
+    @property
+    def data(self):
+        return self._data
+
+    @data.setter
+    def data(self, block):
+        self._data = self._block(block, "flat.data")
+        self.params = self.views(self._data)
+
+    @property
+    def grad(self):
+        return self._grad
+
+    @grad.setter
+    def grad(self, block):
+        self._grad = self._block(block, "flat.grad")
+        self.grads = self.views(self._grad)
+
+    def _block(self, a, name):
+        if type(a) is not np.ndarray:
+            if not isinstance(a, np.ndarray):
+                raise TypeError(f"{name}: must be a numpy.ndarray, got {type(a).__name__}")
+            V.subclass(a, name)
+        if a.dtype != self.dtype:
+            raise TypeError(f"{name}: dtype must be the FlatParams' {self.dtype}, got {a.dtype}")
+        if a.shape != (self.size,):
+            raise ValueError(f"{name}: must have shape ({self.size},), got {a.shape}")
+        if not a.flags.c_contiguous:
+            raise ValueError(f"{name}: must be C-contiguous")
+        return a
+
     def zero_grad(self):
         """Set every gradient to zero (one pass over the gradient block)."""
-        self.grad[...] = 0
+        V.inplace(self.grad, "flat.grad")[...] = 0
 
     # ---- copies: the views are made anew from the new blocks, never copied one by one ----
     # (a view copied on its own, by numpy's deepcopy or by pickle, becomes an array of its own)
@@ -159,7 +194,7 @@ class FlatParams:
 
 
 # what __init__ computes from (shapes, dtype): not copied, made anew
-_LAYOUT = frozenset({"dtype", "shapes", "sizes", "offsets", "size", "data", "grad", "params", "grads"})
+_LAYOUT = frozenset({"dtype", "shapes", "sizes", "offsets", "size", "_data", "_grad", "params", "grads"})
 
 
 def _rebuild(cls, shapes, dtype, data, grad):

@@ -29,6 +29,8 @@ import math
 import numbers
 import threading
 
+import numpy as np
+
 from . import _validate as V
 
 __all__ = [
@@ -568,12 +570,14 @@ class ReduceLROnPlateau:
 
     def step(self, metric):
         """Feed one metric value (after an epoch or an evaluation); return the new lr."""
-        if isinstance(metric, (str, bytes)):
+        if isinstance(metric, (str, bytes, bool, np.bool_)):  # a bool: a comparison passed by mistake
             raise TypeError(f"metric: must be a real number, got {type(metric).__name__}")
         try:
-            current = float(metric)
+            current = float(metric)  # also a 0-d array or a one-element tensor, as torch takes
         except (TypeError, ValueError):
             raise TypeError(f"metric: must be a real number, got {type(metric).__name__}") from None
+        except OverflowError:
+            raise ValueError("metric: an integer too large for a float") from None
         self.last_epoch += 1
         if self._is_better(current):
             self.best = current

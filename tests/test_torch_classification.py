@@ -100,6 +100,81 @@ def test_cross_entropy_minus_inf_logits_and_ignored_rows(backend, eps):
         assert_close(g, tg, np.float64, f"grad {reduction}")
 
 
+# targets' weights summing to 0 under the mean: torch divides its nll and smoothing means by
+# that 0 apart (NaN when a sum is 0 or they differ in sign).  The rows: all-zero target
+# weights; weights cancelling (1 - 1 + 0); and with an ignored row.
+ZERO_DENOM = [
+    ([[0.5, -1.0, 2.0], [0.1, 0.2, 0.3]], [0, 0], [0.0, 1.0, 1.0]),
+    ([[0.5, -1.0, 2.0], [0.1, 0.2, 0.3], [1.0, 2.0, 3.0]], [0, 1, 2], [1.0, -1.0, 0.0]),
+    ([[0.5, -1.0, 2.0], [0.1, 0.2, 0.3], [1.0, 2.0, 3.0]], [0, 1, 2], [2.0, -1.0, -1.0]),
+    ([[0.5, -1.0, 2.0], [0.1, 0.2, 0.3], [1.0, 2.0, 3.0]], [0, -100, 0], [0.0, 1.0, 1.0]),
+]
+
+
+@pytest.mark.parametrize("case", range(len(ZERO_DENOM)))
+@pytest.mark.parametrize("eps", [0.0, 0.1])
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+def test_cross_entropy_mean_over_zero_total_weight(case, eps, dtype):
+    x, y, w = (np.array(a) for a in ZERO_DENOM[case])
+    x, w = x.astype(dtype), w.astype(dtype)
+    tl, _ = _torch(F.cross_entropy, x, y, weight=w, label_smoothing=eps)
+    grads = []
+    for b in COMPILED + ("numpy",):
+        l, g = fastloss.cross_entropy(x, y, weight=w, label_smoothing=eps, backend=b)
+        assert not np.isfinite(tl)
+        np.testing.assert_array_equal(l, tl, err_msg=f"{b}: loss")   # NaN = NaN, inf = inf
+        live = y != -100
+        assert not np.isfinite(g[live]).any() and np.all(g[~live] == 0), b
+        grads.append(g)
+    for b, g in zip(COMPILED, grads):   # the same inf / NaN pattern on every backend
+        np.testing.assert_array_equal(g, grads[-1], err_msg=b)
+
+
+@pytest.mark.parametrize("backend", COMPILED + ("numpy",))
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+@pytest.mark.parametrize("shape", [(2, 3), (2, 3, 4)], ids=str)
+def test_cross_entropy_nonfinite_weight_of_a_class_never_a_target(backend, bad, shape):
+    """without smoothing torch never multiplies w_j by anything for a class j that is no
+    sample's target: its gradient column stays finite (0 * NaN must not appear)"""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal(shape)
+    y = rng.integers(1, 3, (shape[0],) + shape[2:])
+    w = np.array([bad, 1.0, 2.0])
+    tl, tg = _torch(F.cross_entropy, x, y, weight=w)
+    l, g = fastloss.cross_entropy(x, y, weight=w, backend=backend)
+    assert np.isfinite(l) and np.all(np.isfinite(g))
+    assert_close(l, tl, np.float64, "loss")
+    assert_close(g, tg, np.float64, "grad")
+
+
+@pytest.mark.parametrize("backend", COMPILED + ("numpy",))
+@pytest.mark.parametrize("xshape,pshape", [((4, 3), (1, 3)), ((4, 3), (4, 3)), ((4, 3), (4, 1)),
+                                           ((2, 3, 4, 5), (3, 1, 1)), ((2, 3, 4, 5), (1, 1, 1, 5)),
+                                           ((2, 3, 4, 5), ()), ((7,), (1,)), ((), ())], ids=str)
+@pytest.mark.parametrize("reduction", ["mean", "none"])
+def test_bce_with_logits_pos_weight_broadcasts_as_torch(backend, xshape, pshape, reduction):
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal(xshape) * 3
+    t = rng.random(xshape)
+    pw = rng.uniform(0.5, 3, pshape)
+    w = rng.uniform(0.5, 2, xshape[-1:])
+    tl, tg = _torch(F.binary_cross_entropy_with_logits, x, t, weight=w, pos_weight=pw, reduction=reduction)
+    l, g = fastloss.binary_cross_entropy_with_logits(x, t, weight=w, pos_weight=pw, reduction=reduction,
+                                                     backend=backend)
+    assert np.shape(l) == tl.shape
+    assert_close(l, tl, np.float64, "loss")
+    assert_close(g, tg, np.float64, "grad")
+
+
+@pytest.mark.parametrize("pshape", [(3, 4), (5, 1, 1), (2, 2, 1, 1), (1, 2, 3, 4, 5)], ids=str)
+def test_bce_with_logits_pos_weight_that_does_not_broadcast(pshape):
+    x = np.zeros((2, 3, 4, 5))
+    g = np.full(x.shape, 7.0)
+    with pytest.raises(ValueError, match=r"pos_weight: shape .* does not broadcast to the logits' shape \(2, 3, 4, 5\)"):
+        fastloss.binary_cross_entropy_with_logits(x, np.zeros_like(x), pos_weight=np.ones(pshape), out=g)
+    assert np.all(g == 7.0)
+
+
 @pytest.mark.parametrize("weighted", [False, True])
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 @pytest.mark.parametrize("backend", COMPILED)

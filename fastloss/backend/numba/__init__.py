@@ -45,7 +45,7 @@ _smooth_l1 = _ew("smooth_l1")
 
 
 def smooth_l1(grad, loss, pred, target, gscale, beta):
-    if beta == 0.0:
+    if pred.dtype.type(beta) == 0:  # also a float32 beta below ~7e-46, which rounds to 0 (as C)
         return mae(grad, loss, pred, target, gscale)
     if beta < 2.0 ** -100:
         # its constants scaled, in a chunk compiled without fast-math (regression.py), called

@@ -563,7 +563,7 @@ def _ce_small(grad, loss, x, target, w, ignore_index, eps, wtotal, gscale, lo, h
         if grad is not None:
             for j in range(C):
                 wj = wv[j]
-                gej = gs * epsc * wj
+                gej = gs * epsc * wj if eps != 0 else zero   # a NaN / inf w_j: 0 * w_j is not 0
                 tj = T(j)
                 xj = xt[j]
                 qj = qt[j]
@@ -1046,9 +1046,15 @@ def _ce_denominator(t, w, ignore_index):
     return d
 
 
+def _div0(a, d):
+    """a / d for d == 0 as IEEE (and torch) divide: NaN for 0 / 0, else +-inf."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return float(np.float64(a) / np.float64(d))
+
+
 def _reduced(total, denom, reduction):
-    if reduction == 1:
-        return total / denom if denom else float("nan")  # empty or all ignored: nan, as torch
+    if reduction == 1:  # empty or all ignored: 0 / 0, NaN, as torch
+        return total / denom if denom else _div0(total, denom)
     return total
 
 
@@ -1080,6 +1086,11 @@ def _ce(grad, loss, logits, target, weight, n, c, s, ignore_index, label_smoothi
     total = f(g, lv, x, target, weight, ignore_index, label_smoothing, wtotal, gscale, nch)
     if g is not None:
         _unrows(g, grad, n, c, s)
+    if reduction == 1 and not denom and label_smoothing and target.ndim == 1:
+        # targets' weights summing to 0: torch's two means divided apart (as the C kernel)
+        nll = f(None, None, x, target, weight, ignore_index, 0.0, wtotal, 1.0, nch)
+        smooth = f(None, None, x, target, weight, ignore_index, 1.0, wtotal, 1.0, nch)
+        return (1.0 - label_smoothing) * _div0(nll, denom) + label_smoothing * _div0(smooth, denom)
     return _reduced(total, denom, reduction)
 
 

@@ -6,11 +6,15 @@ def _f64(a):
     return None if a is None else np.asarray(a, dtype=np.float64)
 
 
+def _div(a, d):
+    """a / d with IEEE (torch's) division: a denominator of 0 gives NaN for 0 / 0, else +-inf."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return float(np.float64(a) / np.float64(d))
+
+
 def _reduce(l, reduction, denom):
     total = float(np.sum(l))
-    if reduction == 1:
-        return total / denom if denom else float("nan")
-    return total
+    return _div(total, denom) if reduction == 1 else total
 
 
 def _write(grad, loss, g, l):
@@ -37,24 +41,35 @@ def cross_entropy(grad, loss, logits, target, weight, n, c, s, ignore_index, lab
     logp = _log_softmax(x)
     onehot = np.zeros_like(x)
     np.put_along_axis(onehot, ys[:, None, :], 1.0, axis=1)
-    wy = w[ys] * keep                                   # (n, s)
+    wy = np.where(keep, w[ys], 0.0)                     # (n, s); not w * keep: a NaN weight
     eps = label_smoothing
-    with np.errstate(invalid="ignore"):
-        # ignored samples: 0 by selection, not by multiplying (a -inf or NaN logit there would
-        # make 0 * inf); the smoothing term only with eps > 0 (-inf logits make it inf)
-        nll = np.where(keep, -np.take_along_axis(logp, ys[:, None, :], axis=1)[:, 0, :] * wy, 0.0)
-        l = (1 - eps) * nll
-        if eps:
-            l = l + eps / c * np.where(keep, -(logp * w[None, :, None]).sum(axis=1), 0.0)
-        p = np.exp(logp)
-        # d l / d x = (1-eps) wy (p - onehot) + eps/c sum_j w_j (p - e_j)
-        g = ((1 - eps) * wy[:, None, :] * (p - onehot)
-             + eps / c * keep[:, None, :] * (w.sum() * p - w[None, :, None]))
     denom = float(wy.sum())
-    scale = (1.0 / denom if denom else float("inf")) if reduction == 1 else 1.0
-    with np.errstate(invalid="ignore"):
-        g = np.where(keep[:, None, :], g * scale, 0.0)
+    # denom = 0: 1/denom is inf, and enters each term of the gradient before they are added
+    # (as torch and the kernels: each term +-inf or NaN, not their finite sum times inf)
+    scale = _div(1.0, denom) if reduction == 1 else 1.0
+    with np.errstate(invalid="ignore", over="ignore"):
+        # ignored samples: 0 by selection, not by multiplying (a -inf or NaN logit there would
+        # make 0 * inf); the smoothing term only with eps > 0 (-inf logits make it inf, and a
+        # NaN or inf class weight would make it NaN)
+        nll = np.where(keep, -np.take_along_axis(logp, ys[:, None, :], axis=1)[:, 0, :] * wy, 0.0)
+        smooth = np.where(keep, -(logp * w[None, :, None]).sum(axis=1), 0.0) if eps else 0.0
+        l = (1 - eps) * nll + eps / c * smooth
+        p = np.exp(logp)
+        # d l / d x_j = (1-eps) wy (p_j - [j = y]) + eps/c (p_j sum_k w_k - w_j)
+        if np.isfinite(scale):
+            g = (1 - eps) * wy[:, None, :] * (p - onehot)
+            if eps:
+                g = g + eps / c * (w.sum() * p - w[None, :, None])
+            g = g * scale
+        else:  # 1/0: the kernels' terms, each scaled before they are combined, as there
+            a = ((1 - eps) * wy + (eps / c * w.sum() if eps else 0.0)) * scale
+            g = p * a[:, None, :] - np.where(onehot != 0, ((1 - eps) * wy * scale)[:, None, :], 0.0)
+            if eps:
+                g = g - (eps / c * scale) * w[None, :, None]
+        g = np.where(keep[:, None, :], g, 0.0)
     _write(grad, loss, g, l)
+    if reduction == 1 and not denom and eps:  # torch divides its two means apart
+        return (1 - eps) * _div(nll.sum(), denom) + eps / c * _div(np.sum(smooth), denom)
     return _reduce(l, reduction, denom)
 
 
@@ -100,8 +115,8 @@ def binary_cross_entropy(grad, loss, prob, target, weight, reduction):
 
 def binary_cross_entropy_with_logits(grad, loss, logits, target, weight, pos_weight, c, reduction):
     x, t = _f64(logits), _f64(target)
-    pw = np.ones(c) if pos_weight is None else _f64(pos_weight)
-    pw = np.broadcast_to(pw, x.shape) if x.ndim else pw.reshape(())
+    pw = np.ones(1) if pos_weight is None else _f64(pos_weight)
+    pw = np.resize(pw, x.size).reshape(x.shape)  # pos_weight[i % c] at flat index i, as the kernels
     with np.errstate(over="ignore", invalid="ignore"):
         lw = 1 + (pw - 1) * t
         l = (1 - t) * x + lw * (np.log1p(np.exp(-np.abs(x))) + np.maximum(-x, 0))
