@@ -9,6 +9,8 @@ paths).
 """
 import contextlib
 
+import numpy as np
+
 from . import _config
 
 
@@ -20,6 +22,13 @@ class _Declines:
         return NotImplemented
 
     ew = binary = multi_margin = sgd = adam = adagrad = rmsprop = cross_entropy = _no
+
+    @staticmethod
+    def first_unfit(arrays, dtypes):  # entry.c's test, in Python
+        for i, (a, d) in enumerate(zip(arrays, dtypes)):
+            if a is not None and not (isinstance(a, np.ndarray) and a.flags.carray and a.dtype == d):
+                return i
+        return -1
 
     @staticmethod
     def enable(default, named):

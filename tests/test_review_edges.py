@@ -124,3 +124,37 @@ def test_plateau_refuses_a_bool_metric():
     s.step(np.float32(1.5))
     s.step(np.array(1.25))
     assert s.best == 1.25
+
+
+STATEFUL = [
+    (optim.SGD, dict(lr=0.1, momentum=0.9), "momentum_buffer"),
+    (optim.Adam, dict(lr=0.1, amsgrad=True), "max_exp_avg_sq"),
+    (optim.Adagrad, dict(lr=0.1), "sum"),
+    (optim.RMSprop, dict(lr=0.1, centered=True), "grad_avg"),
+]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("cls,kw,key", STATEFUL, ids=lambda v: getattr(v, "__name__", None))
+@pytest.mark.parametrize("how", ["read-only", "retyped"])
+def test_state_array_changed_in_place_after_it_was_recorded(backend, cls, kw, key, how):
+    """a state array verified and recorded by earlier steps, then made read-only or given
+    another dtype in place: the next step names it and updates nothing (the kernels wrote
+    into it, or Numba raised a TypingError after updating params[0])"""
+    ps = [np.ones(4, np.float32), np.ones(4, np.float32)]
+    g = np.full(4, 0.5, np.float32)
+    opt = cls(ps, backend=backend, **kw)
+    opt.step([g, g])
+    opt.step([g, g])
+    a = opt.state[1][key]
+    if how == "read-only":
+        a.setflags(write=False)
+        exc, match = ValueError, rf"^state\[1\]\['{key}'\]: is read-only"
+    else:
+        a.dtype = np.int32
+        exc, match = TypeError, rf"^state\[1\]\['{key}'\]: dtype must be"
+    arrays = ps + [v for st in opt.state for v in st.values() if isinstance(v, np.ndarray)]
+    before = _bits(*arrays)
+    with pytest.raises(exc, match=match):
+        opt.step([g, g])
+    assert _same(before, arrays) and [st["step"] for st in opt.state] == [2, 2]

@@ -858,6 +858,35 @@ static PyObject *multi_margin(PyObject *self, PyObject *const *args, Py_ssize_t 
     return class_result(x.dt, s, gobj, &x, &t, &g, &w);
 }
 
+/* ------------------------------------------------------------------ recorded arrays */
+
+/* first_unfit(arrays, dtypes): the index of the first of `arrays` (a list; None entries are
+ * skipped) that is no longer a C-contiguous, aligned, writeable ndarray of the dtype at the
+ * same index of `dtypes`, or -1.  The stateful optimizers' per-step test that the state
+ * arrays they verified and recorded were not made read-only or retyped in place since (the
+ * same test in Python, flags and dtype read per array, cost ~0.1 us an array). */
+static PyObject *first_unfit(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    if (nargs != 2 || !PyList_CheckExact(args[0]) || !PyList_CheckExact(args[1]) ||
+        PyList_GET_SIZE(args[0]) != PyList_GET_SIZE(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "first_unfit(arrays, dtypes): two lists of one length");
+        return NULL;
+    }
+    const Py_ssize_t n = PyList_GET_SIZE(args[0]);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *o = PyList_GET_ITEM(args[0], i);
+        if (o == Py_None) continue;
+        if (!PyArray_Check(o)) return PyLong_FromSsize_t(i);
+        PyArrayObject *a = (PyArrayObject *)o;
+        PyArray_Descr *d = (PyArray_Descr *)PyList_GET_ITEM(args[1], i);
+        if (!PyArray_ISCARRAY(a) ||
+            (PyArray_DESCR(a) != d && (!PyArray_DescrCheck(d) || !PyArray_EquivTypes(PyArray_DESCR(a), d))))
+            return PyLong_FromSsize_t(i);
+    }
+    return PyLong_FromLong(-1);
+}
+
 /* ------------------------------------------------------------------ binding */
 
 /* bind(name, address_f32, address_f64): a kernel's addresses (fastloss/_fast.py) */
@@ -926,6 +955,8 @@ static PyMethodDef methods[] = {
     {"cross_entropy", (PyCFunction)(void (*)(void))cross_entropy, METH_FASTCALL, "cross_entropy fast path"},
     {"binary", (PyCFunction)(void (*)(void))binary, METH_FASTCALL, "BCE, BCE with logits, hinge fast path"},
     {"multi_margin", (PyCFunction)(void (*)(void))multi_margin, METH_FASTCALL, "multi_margin fast path"},
+    {"first_unfit", (PyCFunction)(void (*)(void))first_unfit, METH_FASTCALL,
+     "first_unfit(arrays, dtypes): index of the first array no longer fit to be written, or -1"},
     {"bind", bind, METH_VARARGS, "bind(name, address_f32, address_f64)"},
     {"bind_py", bind_py, METH_VARARGS, "bind_py(name, function)"},
     {"enable", enable, METH_VARARGS, "enable(default, named)"},

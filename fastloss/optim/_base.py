@@ -16,6 +16,9 @@ There ``state`` is a list and each ``state[i]`` a dict-like mapping (a
 ``collections.abc.MutableMapping``, not a ``dict``: ``dict(opt.state[i])`` is one) whose
 ``'step'`` is read from the flat state, so a step writes nothing per parameter; any change
 to the list or to a mapping sets one flag, and only then does step() look at the entries.
+The group's ``params`` list notes its changes the same way, so a parameter replaced, added or
+removed there, or a group added, is refused by name as over separate arrays, at no cost per
+parameter when nothing changed.
 
 Copies: ``copy.deepcopy`` and pickle give an independent optimizer over a copy of its
 parameters (an optimizer over a FlatParams: over a copy of the FlatParams, with copies of the
@@ -33,6 +36,7 @@ import numpy as np
 
 from .. import _config
 from .. import _validate as V
+from .._fast import entry as _E
 from ..flat import ALIGN, FlatParams, aligned_empty
 
 # the kernels count steps in int64: the largest step they take
@@ -88,11 +92,19 @@ class Optimizer:
         """What deepcopy and pickle copy: not the records of the arrays checked (__setstate__
         makes them for the copy's arrays); over a FlatParams, not the views into its blocks
         and into the state blocks either (a view copied on its own becomes an array of its
-        own): the group's params are the FlatParams' views, and each state entry holding the
-        view it was given is marked _GIVEN, to be given the view into the copy's block."""
+        own): the group's params are the FlatParams' views (None, made anew for the copy;
+        a list holding anything else is kept, and the copy refuses it as the original does),
+        and each state entry holding the view it was given is marked _GIVEN, to be given the
+        view into the copy's block."""
         state = {k: v for k, v in self.__dict__.items() if k not in _DERIVED}
         if self._flat is not None:
-            state["param_groups"] = [{**g, "params": None} for g in self.param_groups]
+            views = self._flat_views
+
+            def mine(ps):
+                return (isinstance(ps, list) and len(ps) == len(views)
+                        and all(map(_is, ps, views)))
+            state["param_groups"] = [{**g, "params": None} if mine(g.get("params")) else g
+                                     for g in self.param_groups]
             given = {k: column for k, (_, column) in zip(self._state_arrays, self._flat_given)}
 
             def mark(i, st):  # only the optimizer's own mappings hold views it gave
@@ -112,7 +124,8 @@ class Optimizer:
             self._record_params(self._all_params())
             return
         for g in self.param_groups:
-            g["params"] = list(self._flat.params)
+            if g.get("params") is None:  # the views, left out by __getstate__
+                g["params"] = list(self._flat.params)
         states = self.state
         if not isinstance(states, list):  # kept as it is: the next step refuses it
             self.state = [{} for _ in self._flat.params]
@@ -163,7 +176,11 @@ class Optimizer:
                 if isinstance(ps, FlatParams):
                     raise TypeError(f"params[{i}]: a FlatParams is one parameter group: pass it as "
                                     "params itself (per-group hyperparameters need separate arrays)")
-                ps = [ps] if isinstance(ps, np.ndarray) else list(ps)
+                try:
+                    ps = [ps] if isinstance(ps, np.ndarray) else list(ps)
+                except TypeError:
+                    raise TypeError(f"params[{i}]['params']: must be an array or a list of arrays, "
+                                    f"got {type(ps).__name__}") from None
                 items[i] = {**g, "params": ps}
             return items
         if any(isinstance(x, dict) for x in items):
@@ -185,8 +202,23 @@ class Optimizer:
             self._flat_layout = (d, d.dtype, d.shape, flat.grad)
             # per state array: the block and the views of it given to the parameters (None)
             self._flat_given = [(None, [None] * len(flat)) for _ in self._state_arrays]
-            self._flat_note = [False]  # set by any change to state or a parameter's entries
+            # set by any change to state, a parameter's entries or the group's params list
+            self._flat_note = [False]
             self._own_entries(self.state)
+            # the group's params: a list noting any change in _flat_note, holding the views
+            # (unless a copy's group holds something else, which its first step then refuses)
+            self._flat_views = views = tuple(flat.params)
+            plist = _FlatList(views)
+            plist._note = self._flat_note
+            pg = self.param_groups
+            g0 = pg[0] if isinstance(pg, list) and pg and isinstance(pg[0], dict) else None
+            if g0 is not None:
+                ps = g0.get("params")
+                if ps is None or (isinstance(ps, list) and len(ps) == len(views)
+                                  and all(map(_is, ps, views))):
+                    g0["params"] = plist
+            # step()'s quick test: param_groups is [group], group['params'] is plist, unchanged
+            self._flat_group = (g0, plist)
             return
         self._pinfo = [(p, p.dtype, p.shape) for p in ps]
         self._state_rec = self._owners = None
@@ -200,16 +232,13 @@ class Optimizer:
         hold the recorded array (created, loaded, assigned by the user, or after a copy); an
         error names the array, and nothing is recorded."""
         names = self._state_arrays
+        self._check_state_list()
         # (array, parameter index, state name or None for the parameter itself)
         entries = [(p, i, None) for i, (p, _, _) in enumerate(self._pinfo)]
         columns = [[] for _ in names]  # per state name, its array (or None) for each parameter
         for i, (p, dt, shape) in enumerate(self._pinfo):
             st = self.state[i]
-            if not isinstance(st, dict):
-                raise TypeError(f"state[{i}]: must be a dict, got {type(st).__name__}")
             for k, column in zip(names, columns):
-                if k not in st:
-                    raise ValueError(f"state[{i}]: has no {k!r} entry (None: created when needed)")
                 s = st[k]
                 if s is not None:
                     # the parameters' quick test; else the full one names what is wrong
@@ -243,20 +272,74 @@ class Optimizer:
         self._intervals = ([lo for lo, _, _ in iv], [hi for _, hi, _ in iv],
                            [entries[j][1:] for _, _, j in iv])
         self._state_rec = [(operator.itemgetter(k), column) for k, column in zip(names, columns)]
+        recorded = [(a, self._pinfo[i][1]) for a, i, k in entries if k is not None]
+        self._state_fit = ([a for a, _ in recorded], [dt for _, dt in recorded])
 
     def _state_unchanged(self):
         """True when every state entry holds the array _restate recorded (or None, as then),
-        compared by identity: one pass per state name in C, no Python code per parameter.  A
-        recorded array is not looked at again: numpy refuses to resize it while the record
-        holds it (refcheck), so the kernels stay within the memory verified; its dtype, shape
-        or writeable flag changed in place is not caught (checking those too measured ~0.45 us
-        a parameter for Adam with amsgrad, whose whole step takes ~1.3 us a parameter of 16
-        elements; identity alone, ~0.1 us)."""
+        compared by identity: one pass per state name in C, no Python code per parameter, and
+        each recorded array still C-contiguous, aligned, writeable and of its dtype (made
+        read-only or retyped in place since: _restate names it), one C call for all of them
+        (entry.c's first_unfit, ~10 ns an array; the same test in Python measured ~0.45 us a
+        parameter for Adam with amsgrad, whose whole step takes ~1.3 us a parameter of 16
+        elements).  numpy refuses to resize a recorded array while the record holds it
+        (refcheck), so the kernels stay within the memory verified; a shape changed in place
+        keeps its size and is not looked at."""
         states = self.state
+        if type(states) is not list or len(states) != len(self._pinfo):
+            return False  # _restate names what is wrong
         try:
-            return all(all(map(_is, map(get, states), arrays)) for get, arrays in self._state_rec)
+            if not all(all(map(_is, map(get, states), arrays)) for get, arrays in self._state_rec):
+                return False
         except (KeyError, TypeError):  # an entry deleted, a state that is no dict: _restate names it
             return False
+        return _E.first_unfit(*self._state_fit) < 0
+
+    def _check_state_list(self):
+        """The state's structure, before a step over separate arrays: the optimizer's list of
+        one dict per parameter, each with its 'step' and every state array entry (None until
+        created); raises naming what is wrong."""
+        n, states = len(self._pinfo), self.state
+        if not isinstance(states, list) or len(states) != n:
+            raise ValueError(_bad_state_list(n, states))
+        for i, st in enumerate(states):
+            if not isinstance(st, dict):
+                raise TypeError(f"state[{i}]: must be a dict, got {type(st).__name__}")
+            if "step" not in st:
+                raise ValueError(f"state[{i}]: has no 'step' entry")
+            for k in self._state_arrays:
+                if k not in st:
+                    raise ValueError(f"state[{i}]: has no {k!r} entry (None: created when needed)")
+
+    def _check_group_entries(self, k, group):
+        """param_groups[k] is a dict with every hyperparameter and 'params' (the slow path of
+        an error step() met reading it); raises naming what is missing."""
+        if not isinstance(group, dict):
+            raise TypeError(f"param_groups[{k}]: must be a dict, got {type(group).__name__}")
+        for h in (*self._hyper, "params"):
+            if h not in group:
+                raise ValueError(f"param_groups[{k}]: has no {h!r} entry")
+        ps = group["params"]
+        if not isinstance(ps, (list, tuple)):
+            raise TypeError(f"params: param_groups[{k}]['params'] must be a list of arrays, got "
+                            f"{type(ps).__name__}")
+
+    def _check_groups(self, pg):
+        """param_groups pg is a list of dicts, each with every hyperparameter and its params
+        (what an error met reading them means); raises naming what is wrong."""
+        if not isinstance(pg, (list, tuple)):
+            raise TypeError(f"param_groups: must be a list of parameter groups (dicts), got "
+                            f"{type(pg).__name__}")
+        for k, g in enumerate(pg):
+            self._check_group_entries(k, g)
+
+    def _check_structure(self):
+        """After a KeyError, IndexError or TypeError in step()'s checks over separate arrays
+        (the slow path: the quick one reads entries without asking): raises naming the group or
+        state entry that is missing or of the wrong kind, if one is; else returns, and step()
+        raises what it met."""
+        self._check_groups(self.param_groups)
+        self._check_state_list()
 
     def _overlapped(self, a):
         """Name of the parameter or state array C-contiguous array a shares memory with, or None."""
@@ -273,8 +356,7 @@ class Optimizer:
         (it may be unaligned, as then)."""
         q, dt, shape = self._pinfo[i] if i < len(self._pinfo) else (None, None, None)
         if p is not q:  # also when there are more parameters than at construction
-            raise ValueError(f"params[{i}]: param_groups[...]['params'] changed after construction "
-                             "(an optimizer's parameters are fixed; build a new one)")
+            raise ValueError(_changed(i))
         V.inplace(p, f"params[{i}]")
         if p.dtype != dt:
             raise TypeError(f"params[{i}]: dtype changed from {dt} to {p.dtype} after construction")
@@ -303,7 +385,13 @@ class Optimizer:
     # ---- hyperparameters as attributes ------------------------------------------------------
     def __getattr__(self, name):
         if name in type(self)._hyper:
-            vals = [g[name] for g in self.param_groups]
+            try:
+                vals = [g[name] for g in self.param_groups]
+            except (KeyError, TypeError):  # a group edited: named (else what was met)
+                self._check_groups(self.param_groups)
+                raise
+            if not vals:
+                raise AttributeError(f"{name}: param_groups is empty")
             if all(v is vals[0] or v == vals[0] for v in vals):
                 return vals[0]
             raise AttributeError(f"{name}: differs between parameter groups; read param_groups[i][{name!r}]")
@@ -311,8 +399,15 @@ class Optimizer:
 
     def __setattr__(self, name, value):
         if name in type(self)._hyper:
-            for g in self.param_groups:  # validate every group before changing any
-                self._validate_group({**g, name: value})
+            pg = self.param_groups
+            try:  # validate every group before changing any
+                for g in pg:
+                    self._validate_group({**g, name: value})
+            except (KeyError, TypeError):  # a group edited: named (else what was met)
+                if isinstance(pg, (list, tuple)):
+                    pg = [{**g, name: value} if isinstance(g, dict) else g for g in pg]
+                self._check_groups(pg)
+                raise
             for g in self.param_groups:
                 g[name] = value
         elif name == "backend":
@@ -359,34 +454,39 @@ class Optimizer:
         n = len(info)
         plan, slow = [], []
         i = 0
-        for group in self.param_groups:
-            self._check_group(group)
-            # a float lr is the same for every parameter; a schedule's value depends on the step
-            sched = group["lr"] if callable(group["lr"]) else None
-            lr = float(group["lr"]) if sched is None else None
-            for p in group["params"]:
-                if i == n:
-                    self._check_param(i, p)  # more parameters than at construction: raises
-                # parameter i: still the array, dtype, shape checked at construction, and
-                # C-contiguous, aligned and writeable (the quick test; else the full one)
-                q, dt, shape = info[i]
-                if not (p is q and p.dtype is dt and p.shape == shape and p.flags.carray):
-                    self._check_param(i, p)
-                g = grads[i]
-                # a gradient owning its memory that is no parameter or state array and owns the
-                # memory of none: the quick way; else the full check, after the loop
-                if not (type(g) is _nd and g.dtype is dt and g.shape == shape and owners is not None
-                        and (f := g.flags).owndata and f.c_contiguous and id(g) not in owners):
-                    slow.append(i)
-                st = states[i]
-                s = st["step"]
-                if not (type(s) is int and 0 <= s < STEP_MAX):
-                    s = self._check_count(s, f"state[{i}]['step']")
-                plan.append((group, i, p, g, st, s + 1, lr if sched is None else self._lr_at(sched, s)))
-                i += 1
+        try:  # free in the common case; an entry missing or of the wrong kind: named below
+            for group in self.param_groups:
+                self._check_group(group)
+                # a float lr is the same for every parameter; a schedule's depends on the step
+                sched = group["lr"] if callable(group["lr"]) else None
+                lr = float(group["lr"]) if sched is None else None
+                for p in group["params"]:
+                    if i == n:
+                        self._check_param(i, p)  # more parameters than at construction: raises
+                    # parameter i: still the array, dtype, shape checked at construction, and
+                    # C-contiguous, aligned and writeable (the quick test; else the full one)
+                    q, dt, shape = info[i]
+                    if not (p is q and p.dtype is dt and p.shape == shape and p.flags.carray):
+                        self._check_param(i, p)
+                    g = grads[i]
+                    # a gradient owning its memory that is no parameter or state array and owns
+                    # the memory of none: the quick way; else the full check, after the loop
+                    if not (type(g) is _nd and g.dtype is dt and g.shape == shape
+                            and owners is not None and (f := g.flags).owndata and f.c_contiguous
+                            and id(g) not in owners):
+                        slow.append(i)
+                    st = states[i]
+                    s = st["step"]
+                    if not (type(s) is int and 0 <= s < STEP_MAX):
+                        s = self._check_count(s, f"state[{i}]['step']")
+                    plan.append((group, i, p, g, st, s + 1,
+                                 lr if sched is None else self._lr_at(sched, s)))
+                    i += 1
+        except (KeyError, IndexError, TypeError):
+            self._check_structure()  # raises naming the entry, if one is malformed
+            raise  # else what was met (a schedule's own error, a step count's type)
         if i != n:
-            raise ValueError(f"params: {i} parameters in param_groups, the optimizer was built over "
-                             f"{n} (its parameters are fixed; build a new one)")
+            raise ValueError(_count_changed(i, n))
         if stale:
             self._restate()
         for i in slow:  # every gradient when stale (owners None)
@@ -447,8 +547,19 @@ class Optimizer:
                                 f"or one flat array like flat.data, got {type(grads).__name__}")
             g = self._flat_grads(grads, "grads")
         gs = V.finite(grad_scale, "grad_scale")
-        group = self.param_groups[0]
-        self._check_group(group)
+        # param_groups: still [the group], its params the list of views given, unchanged (the
+        # quick test, O(1): that list notes any change in _flat_note, as the state does); else
+        # the full one names the entry
+        note, pg = self._flat_note, self.param_groups
+        group, plist = self._flat_group
+        if note[0] or not (type(pg) is list and len(pg) == 1 and pg[0] is group
+                           and group.get("params") is plist):
+            group = self._check_flat_groups()
+        try:
+            self._check_group(group)
+        except (KeyError, TypeError):  # a hyperparameter deleted: named; else what was met
+            self._check_group_entries(0, group)
+            raise
         st = self._flat_state
         s = st["step"]
         if not (type(s) is int and 0 <= s < STEP_MAX):
@@ -457,7 +568,7 @@ class Optimizer:
         # test, O(1): the list and the mappings set _flat_note on any change; a plain list the
         # user put in place holding the same mappings takes one identity pass); else the full
         # one names a state entry the kernels would ignore
-        note, states = self._flat_note, self.state
+        states = self.state
         checked = note[0] or (states is not self._flat_list and not (
             type(states) is list and len(states) == len(self._flat_entries)
             and all(map(_is, states, self._flat_entries))))
@@ -486,8 +597,7 @@ class Optimizer:
         states, entries = self.state, self._flat_entries
         n = len(entries)
         if not isinstance(states, list) or len(states) != n:
-            raise ValueError(f"state: must be the optimizer's list of {n} dicts, one per parameter "
-                             "(its parameters are fixed)")
+            raise ValueError(_bad_state_list(n, states))
         steps = []
         for i, st in enumerate(states):
             if st is not entries[i]:
@@ -520,6 +630,30 @@ class Optimizer:
                              f"{steps[j]}: an optimizer over a FlatParams takes each step for every "
                              "parameter together (set the same count for all, or use load_state_dict)")
         return steps[0]
+
+    def _check_flat_groups(self):
+        """The full check of param_groups over a FlatParams (the quick one failed): returns
+        the group to step with, or raises naming the entry, before anything is written.  There
+        must be one group, a dict with every hyperparameter, whose 'params' holds the
+        FlatParams' views, in order, as at construction: the kernel updates the whole data
+        block, so a parameter replaced, added or removed there, or another group, would be
+        ignored.  A group replaced by a dict holding the same list, or a list put in place
+        holding the same views, is taken (the former is recorded for the quick test)."""
+        pg = self.param_groups
+        if not isinstance(pg, list):
+            raise TypeError(f"param_groups: must be a list of parameter groups (dicts), got "
+                            f"{type(pg).__name__}")
+        if len(pg) != 1:
+            raise ValueError(f"param_groups: an optimizer over a FlatParams has one parameter group, "
+                             f"got {len(pg)} (its parameters are fixed; build a new one)")
+        group = pg[0]
+        self._check_group_entries(0, group)
+        ps = group["params"]
+        plist = self._flat_group[1]
+        _check_same(ps, self._flat_views)
+        if ps is plist:  # (a group replaced by a dict holding it) the quick test's again
+            self._flat_group = (group, plist)
+        return group
 
     def _check_flat_data(self, d):
         data0, dt, shape, _ = self._flat_layout
@@ -641,7 +775,14 @@ class Optimizer:
 
     def load_state_dict(self, state_dict):
         """Restore a state_dict() of an optimizer of the same kind over parameters of the same
-        shapes and dtypes: everything is checked before anything changes; arrays are copied."""
+        shapes and dtypes: everything is checked before anything changes; arrays are copied.
+
+        The format is torch.optim's: ``param_groups`` holds each group's hyperparameters and,
+        in ``params``, the ids of its parameters (distinct ints; state_dict() numbers them 0,
+        1, ... in order), and ``state`` maps each id (an int, or its str as after a JSON round
+        trip) to that parameter's ``step`` and every state array (None where not created yet),
+        nothing else.  As torch does, the ids are matched to this optimizer's parameters by
+        position: the j-th id listed, over the groups in order, is ``params[j]``'s."""
         if not (isinstance(state_dict, dict) and "state" in state_dict and "param_groups" in state_dict):
             raise ValueError("state_dict: needs 'state' and 'param_groups' entries (a dict from "
                              f"state_dict()), got {type(state_dict).__name__}")
@@ -650,12 +791,19 @@ class Optimizer:
             raise TypeError("state_dict: 'param_groups' must be a list of dicts, got "
                             f"{type(groups).__name__}")
         if not isinstance(state, dict):
-            raise TypeError(f"state_dict: 'state' must be a dict {{parameter index: {{...}}}}, got "
+            raise TypeError(f"state_dict: 'state' must be a dict {{parameter id: {{...}}}}, got "
                             f"{type(state).__name__}")
+        # this optimizer's own groups first: the parameters the state is loaded for
+        if self._flat is not None:
+            self._check_flat_groups()
+            params = self._flat_views
+        else:
+            self._check_list_groups()
+            params = [q for q, _, _ in self._pinfo]
         if len(groups) != len(self.param_groups):
             raise ValueError(f"state_dict: {len(groups)} parameter groups, this optimizer has {len(self.param_groups)}")
-        params = self._all_params()
         new_groups = []
+        ids, listed = [], {}  # the saved id of each parameter, in order; id -> where it is listed
         for k, (g, mine) in enumerate(zip(groups, self.param_groups)):
             name = f"state_dict: param_groups[{k}]"
             if not isinstance(g, dict):
@@ -666,10 +814,21 @@ class Optimizer:
             if "params" not in g:
                 raise ValueError(f"{name}: has no 'params' entry")
             if not isinstance(g["params"], (list, tuple, range)):
-                raise TypeError(f"{name}['params']: must be a list of parameter indices, got "
+                raise TypeError(f"{name}['params']: must be a list of parameter ids, got "
                                 f"{type(g['params']).__name__}")
             if len(g["params"]) != len(mine["params"]):
                 raise ValueError(f"state_dict: group {k} has {len(g['params'])} parameters, expected {len(mine['params'])}")
+            for m, pid in enumerate(g["params"]):
+                where = f"{name}['params'][{m}]"
+                if isinstance(pid, (bool, np.bool_)) or not isinstance(pid, (int, np.integer)):
+                    raise TypeError(f"{where}: must be an int (a parameter id, its key in "
+                                    f"state_dict['state']), got {type(pid).__name__} {pid!r}")
+                pid = int(pid)
+                if pid in listed:
+                    raise ValueError(f"{where}: parameter id {pid} is listed twice (also at "
+                                     f"{listed[pid]}); each parameter has its own id")
+                listed[pid] = where.partition(": ")[2]
+                ids.append(pid)
             extra = set(g) - set(self._hyper) - {"params"}
             if extra:  # as the constructor: a misspelt hyperparameter is an error, not ignored
                 raise ValueError(f"{name}: unknown hyperparameters {sorted(extra, key=str)}")
@@ -679,24 +838,52 @@ class Optimizer:
             except (TypeError, ValueError) as e:
                 raise type(e)(f"{name}: {e}") from None
             new_groups.append(ng)
+        # every key of 'state' one of those ids (as an int or its str), each at most once
+        keyed = {}  # id -> its key in state, and how errors name it
+        for key in state:
+            pid = _param_id(key)
+            if pid is None:
+                raise TypeError(f"state_dict: state[{key!r}]: a key of 'state' must be a parameter "
+                                f"id (an int listed in param_groups[...]['params']), got "
+                                f"{type(key).__name__}")
+            kname = repr(key) if isinstance(key, str) else str(pid)  # (np.int64(3) as 3)
+            if pid in keyed:
+                raise ValueError(f"state_dict: state[{kname}] and state[{keyed[pid][1]}] are both "
+                                 f"parameter id {pid}'s state")
+            if pid not in listed:
+                raise ValueError(f"state_dict: state[{kname}]: parameter id {pid} is in no parameter "
+                                 f"group (param_groups[...]['params'] list {_ids_text(ids)})")
+            keyed[pid] = key, kname
+        entries = ("step", *self._state_arrays)
+        expected = ", ".join(map(repr, entries))
         new_state = []
-        for i, p in enumerate(params):
-            st = state.get(i, state.get(str(i)))
-            if st is None:
-                raise ValueError(f"state_dict: no state for parameter {i}")
+        for i, (p, pid) in enumerate(zip(params, ids)):
+            if pid not in keyed:
+                at = "" if pid == i else f" (params[{i}], listed at {listed[pid]})"
+                raise ValueError(f"state_dict: no state for parameter {pid}{at}")
+            key, kname = keyed[pid]
+            sname = f"state_dict: state[{kname}]"
+            st = state[key]
             if not isinstance(st, dict):
-                raise TypeError(f"state_dict: state[{i}] must be a dict, got {type(st).__name__}")
-            step = st.get("step", 0)
+                raise TypeError(f"{sname} must be a dict, got {type(st).__name__}")
+            step = st.get("step")  # (missing: refused below, after torch's is named)
             if type(step).__module__.partition(".")[0] == "torch":  # no import of torch needed
-                raise TypeError(f"state_dict: state[{i}]['step']: a {type(step).__name__}, as torch.optim "
+                raise TypeError(f"{sname}['step']: a {type(step).__name__}, as torch.optim "
                                 f"keeps it: {_TORCH_SD}")
+            unknown = next((e for e in st if e not in entries), _NONE)
+            if unknown is not _NONE:  # a misspelt array would be dropped, and start again at zero
+                raise ValueError(f"{sname}: unknown entry {unknown!r} (expected {expected})")
+            missing = next((e for e in entries if e not in st), None)
+            if missing is not None:
+                raise ValueError(f"{sname}: has no {missing!r} entry (a state_dict() has "
+                                 f"{expected}; None for an array not created yet)")
             if not (type(step) is int and step == 0):
-                step = self._check_count(step, f"state_dict: state[{i}]['step']")
+                step = self._check_count(step, f"{sname}['step']")
             ns = {"step": step}
             for name in self._state_arrays:
-                v = st.get(name)
+                v = st[name]
                 if v is not None:
-                    V.like(np.asarray(v), f"state_dict: state[{i}][{name!r}]", p, f"params[{i}]",
+                    V.like(np.asarray(v), f"{sname}[{name!r}]", p, f"params[{i}]",
                            writeable=False)
                     v = np.array(v, copy=True)
                 ns[name] = v
@@ -708,8 +895,19 @@ class Optimizer:
         if self._flat is not None:
             self._load_flat_state(new_state)
         else:
-            self.state[:] = new_state
+            if isinstance(self.state, list):
+                self.state[:] = new_state
+            else:  # one the user put in place (the next step would have refused it)
+                self.state = new_state
             self._state_rec = None  # new arrays: the next step verifies and records them
+
+    def _check_list_groups(self):
+        """Over separate arrays: param_groups is a list of dicts with every hyperparameter,
+        whose 'params' hold, over the groups in order, the parameters given at construction;
+        raises naming what is wrong (what step() would refuse)."""
+        pg = self.param_groups
+        self._check_groups(pg)
+        _check_same([p for g in pg for p in g["params"]], [q for q, _, _ in self._pinfo])
 
     def _check_flat_state(self, new_state):
         steps = {ns["step"] for ns in new_state}
@@ -741,8 +939,9 @@ class Optimizer:
 
 
 # what __getstate__ leaves out: the records of the arrays checked, made anew for a copy's arrays
-_DERIVED = frozenset({"_validated", "_pinfo", "_state_rec", "_owners", "_intervals", "_flat_layout",
-                      "_flat_given", "_flat_note", "_flat_entries", "_flat_list"})
+_DERIVED = frozenset({"_validated", "_pinfo", "_state_rec", "_state_fit", "_owners", "_intervals",
+                      "_flat_layout", "_flat_given", "_flat_note", "_flat_entries", "_flat_list", "_flat_group",
+                      "_flat_views"})
 
 
 def _noting(method):
@@ -754,9 +953,9 @@ def _noting(method):
 
 
 class _FlatList(list):
-    """The state list of an optimizer over a FlatParams: a list that notes any change made
-    to it in the optimizer's _flat_note (step() then checks every entry).  A copy of it
-    (copy, pickle, list()) is a plain list."""
+    """The state list of an optimizer over a FlatParams, and its group's params list: a list
+    that notes any change made to it in the optimizer's _flat_note (step() then checks every
+    entry).  A copy of it (copy, pickle, list()) is a plain list."""
     __slots__ = ("_note",)
     __setitem__ = _noting(list.__setitem__)
     __delitem__ = _noting(list.__delitem__)
@@ -874,6 +1073,57 @@ def _frozen(v):
     if type(v) is tuple:
         return all(map(_frozen, v))
     return isinstance(v, (numbers.Number, np.generic, str)) or callable(v)
+
+
+def _changed(i):
+    """The error for params[i] replaced in (or added to) param_groups after construction."""
+    return (f"params[{i}]: param_groups[...]['params'] changed after construction (an optimizer's "
+            "parameters are fixed; build a new one)")
+
+
+def _count_changed(m, n):
+    """The error for m parameters in param_groups, n at construction (m < n)."""
+    return (f"params: {m} parameters in param_groups, the optimizer was built over {n} (its "
+            "parameters are fixed; build a new one)")
+
+
+def _check_same(ps, fixed):
+    """Raises, naming the first difference, unless sequence ps holds the arrays of fixed (the
+    parameters at construction), in order: one identity pass, no Python code per parameter."""
+    n = len(fixed)
+    if len(ps) == n and all(map(_is, ps, fixed)):
+        return
+    i = next((i for i, (p, q) in enumerate(zip(ps, fixed)) if p is not q), min(len(ps), n))
+    if i < len(ps):  # one replaced, or one more than at construction
+        raise ValueError(_changed(i))
+    raise ValueError(_count_changed(len(ps), n))
+
+
+def _param_id(key):
+    """A key of a state_dict's 'state' as the parameter id it names (an int, or the str of
+    one, as JSON writes the keys), or None."""
+    if isinstance(key, (bool, np.bool_)):
+        return None
+    if isinstance(key, (int, np.integer)):
+        return int(key)
+    if type(key) is str and key.lstrip("-").isdigit() and key.isascii() and str(int(key)) == key:
+        return int(key)
+    return None
+
+
+def _ids_text(ids):
+    """The parameter ids of a state_dict's groups, as an error message shows them."""
+    if ids == list(range(len(ids))):
+        return f"ids 0 to {len(ids) - 1}" if ids else "no ids"
+    shown = ", ".join(map(str, sorted(ids)[:8]))
+    return f"ids {shown}" + (", ..." if len(ids) > 8 else "")
+
+
+def _bad_state_list(n, states):
+    """The error for a state that is not the optimizer's list of n dicts."""
+    got = f"a list of {len(states)}" if isinstance(states, list) else f"a {type(states).__name__}"
+    return (f"state: must be the optimizer's list of {n} dicts, one per parameter (its parameters "
+            f"are fixed), got {got}")
 
 
 def _label(i, k):
