@@ -10,18 +10,10 @@ import pytest
 import fastloss
 from fastloss import optim
 from fastloss._registry import COMPILED
+from helpers import KINDS
 
 BACKENDS = COMPILED + ("numpy",)
 F32 = np.float32
-
-# every stateful optimizer, with options that create all of its state arrays
-KINDS = {
-    "sgd": lambda ps, **kw: optim.SGD(ps, lr=0.5, momentum=0.9, **kw),
-    "adam": lambda ps, **kw: optim.Adam(ps, lr=0.5, amsgrad=True, **kw),
-    "adamw": lambda ps, **kw: optim.AdamW(ps, lr=0.5, **kw),
-    "adagrad": lambda ps, **kw: optim.Adagrad(ps, lr=0.5, **kw),
-    "rmsprop": lambda ps, **kw: optim.RMSprop(ps, lr=0.5, momentum=0.9, centered=True, **kw),
-}
 
 
 def ones(n=4, v=1.0):

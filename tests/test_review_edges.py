@@ -158,3 +158,19 @@ def test_state_array_changed_in_place_after_it_was_recorded(backend, cls, kw, ke
     with pytest.raises(exc, match=match):
         opt.step([g, g])
     assert _same(before, arrays) and [st["step"] for st in opt.state] == [2, 2]
+
+
+def test_state_dict_refuses_what_load_state_dict_would():
+    """an entry added by hand to a parameter's state (step() never reads it) made a
+    state_dict() that load_state_dict() refuses; and a replaced state raised KeyError there"""
+    p, g = np.ones(3, np.float32), np.ones(3, np.float32)
+    opt = optim.Adam([p], lr=0.1)
+    opt.step([g])
+    opt.state[0]["foo"] = 1
+    with pytest.raises(ValueError, match=r"^state\[0\]: unknown entry 'foo' \(expected 'step', 'exp_avg'"):
+        opt.state_dict()
+    del opt.state[0]["foo"]
+    optim.Adam([np.ones(3, np.float32)], lr=0.1).load_state_dict(opt.state_dict())
+    opt.state = {}
+    with pytest.raises(ValueError, match="^state: must be the optimizer's list of 1 dicts"):
+        opt.state_dict()

@@ -311,6 +311,20 @@ class Optimizer:
                 if k not in st:
                     raise ValueError(f"state[{i}]: has no {k!r} entry (None: created when needed)")
 
+    def _check_state_entries(self):
+        """Before state_dict(): the state's structure, and no entry load_state_dict() would
+        refuse (an entry added to a parameter's dict by hand: step() never reads it)."""
+        if self._flat is not None:
+            return  # its state[i] mappings refuse an assigned entry
+        self._check_state_list()
+        known = ("step", *self._state_arrays)
+        for i, st in enumerate(self.state):
+            unknown = next((e for e in st if e not in known), _NONE)
+            if unknown is not _NONE:
+                raise ValueError(f"state[{i}]: unknown entry {unknown!r} (expected "
+                                 f"{', '.join(map(repr, known))}); a state_dict() holding it would "
+                                 "not load")
+
     def _check_group_entries(self, k, group):
         """param_groups[k] is a dict with every hyperparameter and 'params' (the slow path of
         an error step() met reading it); raises naming what is missing."""
@@ -763,6 +777,7 @@ class Optimizer:
     def state_dict(self):
         """Copies of the state and the hyperparameters: {'state': {i: {...}}, 'param_groups':
         [{..., 'params': [indices]}]}."""
+        self._check_state_entries()
         state = {}
         for i, st in enumerate(self.state):
             state[i] = {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in st.items()}
