@@ -15,6 +15,14 @@ Flags:
                                exp/log loops (bench/NOTES_vmath.md).  Rounding then differs by
                                an ulp between the AVX2/AVX-512 clones and the SSE2 baseline;
                                NaN/Inf are unaffected
+  -fno-tree-loop-distribute-patterns
+                               no zeroing loop turned into a memset: GCC's generic tuning
+                               expands a small fixed-size memset as `rep stos`, whose ~30-cycle
+                               start-up on Zen 3 the cross-entropy blocks paid five times per
+                               64 rows (256x10 one thread -1%, probability targets -4.5%;
+                               bench/NOTES.md, session 16).  For the same reason the loss sums
+                               are zeroed by loops, not `= {0}`.  Only classification.c's code
+                               changes
   no -ffast-math, no -march=native: NaN/Inf must propagate exactly as in PyTorch, and the
   ISA is chosen at run time (target_clones), not baked in at build time.
 """
@@ -39,7 +47,7 @@ def cdef_source(path=HEADER):
 
 # the flags above; tests/test_vmath.py and tests/test_isa.py build with these too
 CFLAGS = ["-O3", "-std=c11", "-fopenmp", "-mprefer-vector-width=512",
-          "-fno-math-errno", "-fno-trapping-math", "-ffp-contract=fast", "-Wall", "-Wno-unknown-pragmas"]
+          "-fno-math-errno", "-fno-trapping-math", "-ffp-contract=fast", "-fno-tree-loop-distribute-patterns", "-Wall", "-Wno-unknown-pragmas"]
 SOURCES = sorted(glob.glob(os.path.join(HERE, "*.c")))
 
 ffibuilder = FFI()

@@ -517,7 +517,8 @@ FL_INLINE double SFX(ce_prob_row)(const SFX(cectx) *cx, int64_t r, const int uni
     } while (0)
 #define FL_CE_BLOCKS(SOFT, SM, W)                                                            \
     do {                                                                                     \
-        double acc_[FL_CE_BLOCK] = {0};                                                      \
+        double acc_[FL_CE_BLOCK];                                                            \
+        for (int k_ = 0; k_ < FL_CE_BLOCK; k_++) acc_[k_] = 0; /* not = {0}: csrc/build_cffi.py */   \
         for (int64_t r = lo; r < hi; r += FL_CE_BLOCK) {                                     \
             const int64_t nr = hi - r < FL_CE_BLOCK ? hi - r : FL_CE_BLOCK;                   \
             if (cx->grad) SFX(ce_small_block)(cx, r, nr, SOFT, SM, W, 1, acc_);              \
@@ -726,7 +727,8 @@ FL_INLINE SFX(clg) SFX(squared_hinge_elem)(T s, T t, T a, const int wa, const SF
     } while (0)
 #define FL_BIN_RANGE(NAME, WG, WW, WA)                                                       \
     do {                                                                                     \
-        double acc[16] = {0};                                                                \
+        double acc[16];                                                                      \
+        for (int l = 0; l < 16; l++) acc[l] = 0; /* not = {0}: csrc/build_cffi.py */     \
         T lsum[64], xb[64], tb[64], ab[64], wb[64], gb[64];                                  \
         int64_t i = lo;                                                                      \
         while (i < hi) {                                                                     \
@@ -877,7 +879,8 @@ FL_INLINE double SFX(mm_row)(const SFX(mmctx) *m, int64_t i, const int p2, const
     const int64_t y = m->target[i];
     const T a = m->margin - x[y], wy = m->weight ? m->weight[y] : (T)1, f = wy / (T)C;
     const T gf = (p2 ? (T)2 : (T)1) * (f * m->gscale);
-    T sl[L] = {0}, gl[L] = {0};
+    T sl[L], gl[L];
+    for (int l = 0; l < L; l++) sl[l] = gl[l] = 0; /* not = {0}: csrc/build_cffi.py */
     for (int64_t j0 = 0; j0 < C; j0 += L) {
         const int nl = C - j0 < L ? (int)(C - j0) : L;
 #pragma omp simd
@@ -976,7 +979,8 @@ FL_CLONES static double SFX(mm_chunk)(const void *ctx, int64_t lo, int64_t hi)
     double s = 0.0;
     if (m->c <= 32) {
         T fv[32];
-        double acc[FL_CE_BLOCK] = {0};
+        double acc[FL_CE_BLOCK];
+        for (int k = 0; k < FL_CE_BLOCK; k++) acc[k] = 0; /* not = {0}: csrc/build_cffi.py */
         for (int64_t j = 0; j < m->c; j++) fv[j] = (m->weight ? m->weight[j] : (T)1) / (T)m->c;
         for (int64_t r = lo; r < hi; r += FL_CE_BLOCK) {
             const int64_t nr = hi - r < FL_CE_BLOCK ? hi - r : FL_CE_BLOCK;

@@ -93,7 +93,8 @@ FL_INLINE SFX(lg) SFX(smooth_l1_tiny_elem)(T d, const SFX(ewk) *k) { return SFX(
     } while (0)
 #define FL_EW_RANGE(NAME, WG, WL)                                                            \
     do {                                                                                     \
-        double acc[16] = {0};                                                                \
+        double acc[16];                                                                      \
+        for (int l = 0; l < 16; l++) acc[l] = 0; /* not = {0}: csrc/build_cffi.py */     \
         int64_t i = lo;                                                                      \
         for (; i + 64 <= hi; i += 64) {                                                      \
             _Pragma("omp simd")                                                              \

@@ -24,9 +24,10 @@ class _Declines:
     ew = binary = multi_margin = sgd = adam = adagrad = rmsprop = cross_entropy = _no
 
     @staticmethod
-    def first_unfit(arrays, dtypes):  # entry.c's test, in Python
-        for i, (a, d) in enumerate(zip(arrays, dtypes)):
-            if a is not None and not (isinstance(a, np.ndarray) and a.flags.carray and a.dtype == d):
+    def first_unfit(arrays, dtypes, shapes):  # entry.c's test, in Python
+        for i, (a, d, s) in enumerate(zip(arrays, dtypes, shapes)):
+            if a is not None and not (isinstance(a, np.ndarray) and a.flags.carray and a.dtype == d
+                                      and a.shape == s):
                 return i
         return -1
 

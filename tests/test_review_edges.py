@@ -136,11 +136,12 @@ STATEFUL = [
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("cls,kw,key", STATEFUL, ids=lambda v: getattr(v, "__name__", None))
-@pytest.mark.parametrize("how", ["read-only", "retyped"])
+@pytest.mark.parametrize("how", ["read-only", "retyped", "reshaped"])
 def test_state_array_changed_in_place_after_it_was_recorded(backend, cls, kw, key, how):
-    """a state array verified and recorded by earlier steps, then made read-only or given
-    another dtype in place: the next step names it and updates nothing (the kernels wrote
-    into it, or Numba raised a TypingError after updating params[0])"""
+    """a state array verified and recorded by earlier steps, then made read-only, given
+    another dtype or another shape (of the same size) in place: the next step names it and
+    updates nothing (the kernels wrote into it, or Numba raised a TypingError after updating
+    params[0]; a reshaped one was stepped and exported in its new shape)"""
     ps = [np.ones(4, np.float32), np.ones(4, np.float32)]
     g = np.full(4, 0.5, np.float32)
     opt = cls(ps, backend=backend, **kw)
@@ -150,9 +151,12 @@ def test_state_array_changed_in_place_after_it_was_recorded(backend, cls, kw, ke
     if how == "read-only":
         a.setflags(write=False)
         exc, match = ValueError, rf"^state\[1\]\['{key}'\]: is read-only"
-    else:
+    elif how == "retyped":
         a.dtype = np.int32
         exc, match = TypeError, rf"^state\[1\]\['{key}'\]: dtype must be"
+    else:
+        a.shape = (2, 2)
+        exc, match = ValueError, rf"^state\[1\]\['{key}'\]: shape must be params\[1\]'s shape \(4,\), got \(2, 2\)"
     arrays = ps + [v for st in opt.state for v in st.values() if isinstance(v, np.ndarray)]
     before = _bits(*arrays)
     with pytest.raises(exc, match=match):

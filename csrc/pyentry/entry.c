@@ -860,17 +860,18 @@ static PyObject *multi_margin(PyObject *self, PyObject *const *args, Py_ssize_t 
 
 /* ------------------------------------------------------------------ recorded arrays */
 
-/* first_unfit(arrays, dtypes): the index of the first of `arrays` (a list; None entries are
- * skipped) that is no longer a C-contiguous, aligned, writeable ndarray of the dtype at the
- * same index of `dtypes`, or -1.  The stateful optimizers' per-step test that the state
- * arrays they verified and recorded were not made read-only or retyped in place since (the
- * same test in Python, flags and dtype read per array, cost ~0.1 us an array). */
+/* first_unfit(arrays, dtypes, shapes): the index of the first of `arrays` (a list; None
+ * entries are skipped) that is no longer a C-contiguous, aligned, writeable ndarray of the
+ * dtype and the shape (a tuple of ints) at the same index of `dtypes` and `shapes`, or -1.
+ * The stateful optimizers' per-step test that the state arrays they verified and recorded
+ * were not made read-only, retyped or reshaped in place since (the same test in Python,
+ * flags, dtype and shape read per array, cost ~0.1 us an array). */
 static PyObject *first_unfit(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)self;
-    if (nargs != 2 || !PyList_CheckExact(args[0]) || !PyList_CheckExact(args[1]) ||
-        PyList_GET_SIZE(args[0]) != PyList_GET_SIZE(args[1])) {
-        PyErr_SetString(PyExc_TypeError, "first_unfit(arrays, dtypes): two lists of one length");
+    if (nargs != 3 || !PyList_CheckExact(args[0]) || !PyList_CheckExact(args[1]) || !PyList_CheckExact(args[2]) ||
+        PyList_GET_SIZE(args[0]) != PyList_GET_SIZE(args[1]) || PyList_GET_SIZE(args[0]) != PyList_GET_SIZE(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "first_unfit(arrays, dtypes, shapes): three lists of one length");
         return NULL;
     }
     const Py_ssize_t n = PyList_GET_SIZE(args[0]);
@@ -880,9 +881,17 @@ static PyObject *first_unfit(PyObject *self, PyObject *const *args, Py_ssize_t n
         if (!PyArray_Check(o)) return PyLong_FromSsize_t(i);
         PyArrayObject *a = (PyArrayObject *)o;
         PyArray_Descr *d = (PyArray_Descr *)PyList_GET_ITEM(args[1], i);
+        PyObject *sh = PyList_GET_ITEM(args[2], i);
         if (!PyArray_ISCARRAY(a) ||
-            (PyArray_DESCR(a) != d && (!PyArray_DescrCheck(d) || !PyArray_EquivTypes(PyArray_DESCR(a), d))))
+            (PyArray_DESCR(a) != d && (!PyArray_DescrCheck(d) || !PyArray_EquivTypes(PyArray_DESCR(a), d))) ||
+            !PyTuple_CheckExact(sh) || PyTuple_GET_SIZE(sh) != PyArray_NDIM(a))
             return PyLong_FromSsize_t(i);
+        const npy_intp *dims = PyArray_DIMS(a);
+        for (int k = 0; k < PyArray_NDIM(a); k++) {
+            const Py_ssize_t e = PyLong_AsSsize_t(PyTuple_GET_ITEM(sh, k));
+            if (e == -1 && PyErr_Occurred()) return NULL;
+            if (e != (Py_ssize_t)dims[k]) return PyLong_FromSsize_t(i);
+        }
     }
     return PyLong_FromLong(-1);
 }
@@ -956,7 +965,7 @@ static PyMethodDef methods[] = {
     {"binary", (PyCFunction)(void (*)(void))binary, METH_FASTCALL, "BCE, BCE with logits, hinge fast path"},
     {"multi_margin", (PyCFunction)(void (*)(void))multi_margin, METH_FASTCALL, "multi_margin fast path"},
     {"first_unfit", (PyCFunction)(void (*)(void))first_unfit, METH_FASTCALL,
-     "first_unfit(arrays, dtypes): index of the first array no longer fit to be written, or -1"},
+     "first_unfit(arrays, dtypes, shapes): index of the first array no longer fit to be written, or -1"},
     {"bind", bind, METH_VARARGS, "bind(name, address_f32, address_f64)"},
     {"bind_py", bind_py, METH_VARARGS, "bind_py(name, function)"},
     {"enable", enable, METH_VARARGS, "enable(default, named)"},

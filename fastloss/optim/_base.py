@@ -272,19 +272,18 @@ class Optimizer:
         self._intervals = ([lo for lo, _, _ in iv], [hi for _, hi, _ in iv],
                            [entries[j][1:] for _, _, j in iv])
         self._state_rec = [(operator.itemgetter(k), column) for k, column in zip(names, columns)]
-        recorded = [(a, self._pinfo[i][1]) for a, i, k in entries if k is not None]
-        self._state_fit = ([a for a, _ in recorded], [dt for _, dt in recorded])
+        recorded = [(a, *self._pinfo[i][1:]) for a, i, k in entries if k is not None]
+        self._state_fit = tuple(map(list, zip(*recorded))) if recorded else ([], [], [])
 
     def _state_unchanged(self):
         """True when every state entry holds the array _restate recorded (or None, as then),
         compared by identity: one pass per state name in C, no Python code per parameter, and
-        each recorded array still C-contiguous, aligned, writeable and of its dtype (made
-        read-only or retyped in place since: _restate names it), one C call for all of them
-        (entry.c's first_unfit, ~10 ns an array; the same test in Python measured ~0.45 us a
-        parameter for Adam with amsgrad, whose whole step takes ~1.3 us a parameter of 16
-        elements).  numpy refuses to resize a recorded array while the record holds it
-        (refcheck), so the kernels stay within the memory verified; a shape changed in place
-        keeps its size and is not looked at."""
+        each recorded array still C-contiguous, aligned, writeable and of its dtype and shape
+        (made read-only, retyped or reshaped in place since: _restate names it), one C call
+        for all of them (entry.c's first_unfit, ~10 ns an array; the same test in Python
+        measured ~0.45 us a parameter for Adam with amsgrad, whose whole step takes ~1.3 us a
+        parameter of 16 elements).  numpy refuses to resize a recorded array while the record
+        holds it (refcheck), so the kernels stay within the memory verified."""
         states = self.state
         if type(states) is not list or len(states) != len(self._pinfo):
             return False  # _restate names what is wrong
