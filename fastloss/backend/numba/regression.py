@@ -83,19 +83,21 @@ def _mae_elem(d, k):
 def _huber_prep(pred, gscale, h):
     T = pred.dtype.type
     delta, gs = T(h), T(gscale)
-    return (delta, T(0.5), T(0.5) * delta, gs)
+    return (delta, T(0.5), gs)
 
 
 @inline
 def _huber_elem(d, k):
     # torch.nn.functional.huber_loss.  The gradient is gscale * clamp(d, -delta, delta),
     # selects that keep NaN (x86 max/min: a NaN d comes out as d), as in C.
-    delta, half, half_delta, gs = k
+    delta, half, gs = k
     g = -delta if d < -delta else d
     g = delta if g > delta else g
+    # the loss as C writes it: c (a - c/2), c = min(|d|, delta) (the same bits as d d / 2
+    # below delta and delta (|d| - delta/2) above; NaN stays NaN)
     a = abs(d)
-    l = half * d * d if a < delta else delta * (a - half_delta)
-    return l, gs * g
+    c = a if a < delta else delta
+    return c * (a - half * c), gs * g
 
 
 @inline
