@@ -255,6 +255,9 @@ FL_INLINE void SFX(tr_in_t8)(T *xt, const T *x, const int64_t C, int64_t nr)
         _Pragma("GCC unroll 4")
         for (int64_t b = 0; b < nb; b++) {
             SFX(trv) r[8], col[8];
+            /* unrolled, each row one vector load: as a loop GCC copied the rows to the stack in
+             * 16-byte halves and read them back whole, a failed store forwarding per row */
+            _Pragma("GCC unroll 8")
             for (int k = 0; k < 7; k++) memcpy(&r[k], xg + k * C + 8 * b, sizeof r[0]);
             if (b < nb - 1) memcpy(&r[7], xg + 7 * C + 8 * b, sizeof r[0]);
             else {
@@ -292,6 +295,7 @@ FL_INLINE void SFX(tr_out_t8)(T *g, const T *xt, const int64_t C, int64_t nr)
             }
             FL_T8_STAGES(cl, rows[b]);
         }
+        _Pragma("GCC unroll 8") /* as tr_in_t8's loads: each row's store one vector store */
         for (int k = 0; k < 7; k++)
             for (int64_t b = 0; b < nb; b++) memcpy(gg + k * C + 8 * b, &rows[b][k], sizeof rows[0][0]);
         for (int64_t b = 0; b < nb - 1; b++) memcpy(gg + 7 * C + 8 * b, &rows[b][7], sizeof rows[0][0]);
