@@ -52,9 +52,11 @@ FL_INLINE SFX(lg) SFX(huber_elem)(T d, const SFX(ewk) *k)
 
 /* smooth_l1 (torch.nn.functional.smooth_l1_loss), beta > 0:
  *   l = d^2/(2 beta) if |d| < beta else |d| - beta/2,
- *   dl/dd = -1 if d <= -beta, 1 if d >= beta, else d/beta -- torch's backward: NaN stays NaN,
- *   and with beta = inf, d = +-inf gives +-1 (not inf/inf).
- * d/beta is d * (gscale/beta), gscale/beta hoisted: within an ulp of torch's division.
+ *   dl/dd = -1 if d <= -beta, 1 if d >= beta, else d/beta -- torch's backward, its compares
+ *   included: NaN stays NaN, and with beta = inf, d = +-inf gives +-1 (not inf/inf).
+ * d/beta is d * (gscale/beta), gscale/beta hoisted: within an ulp of torch's division.  The
+ * selects are written one after the other, not nested (nested, GCC's code took 94 instead
+ * of 67 us at 1e6; bench/NOTES.md session 7).
  * Below 2^-100, 0.5/beta and gscale/beta could overflow (a subnormal beta: inf, and NaN from
  * inf * 0 at d = 0): smooth_l1_tiny takes both of beta * 2^64 and scales d by 2^64 too
  * (powers of two: exact; d * 2^64 can overflow only where |d| >= beta, whose lanes take the
@@ -68,13 +70,10 @@ FL_INLINE void SFX(smooth_l1_constants)(SFX(ewk) *k, T gscale, T beta, T sc)
 FL_INLINE SFX(lg) SFX(smooth_l1_scaled)(T d, const SFX(ewk) *k, T sc)
 {
     const T a = FL_FABS(d), ds = d * sc;
-    /* one compare for both selects: |d| < beta, or d NaN (the compare negated, so that a NaN
-     * d takes the quadratic branch: NaN loss and gradient, as in torch).  Outside, torch's
-     * two compares give -1 / 1 by the sign of d: copysign(gscale, d) (gscale >= 0), +-inf
-     * with beta = inf included.  3 compares and 3 blends were 1 and 2 (bench/NOTES.md,
-     * session 16). */
-    const int in = !(a >= k->c0);
-    return (SFX(lg)){in ? k->c1 * ds * d : a - k->c2, in ? k->c3 * ds : FL_COPYSIGN(k->c4, d)};
+    T g = k->c3 * ds;
+    g = d <= -k->c0 ? -k->c4 : g;
+    g = d >= k->c0 ? k->c4 : g;
+    return (SFX(lg)){a < k->c0 ? k->c1 * ds * d : a - k->c2, g};
 }
 FL_INLINE void SFX(smooth_l1_prep)(SFX(ewk) *k, T gscale, T beta) { SFX(smooth_l1_constants)(k, gscale, beta, 1); }
 FL_INLINE SFX(lg) SFX(smooth_l1_elem)(T d, const SFX(ewk) *k) { return SFX(smooth_l1_scaled)(d, k, 1); }

@@ -12,7 +12,6 @@ Layout (numba shapes it):
     dispatching on ``kind`` once per chunk, never per element.  numba caches no closures,
     so this switch is how one driver serves every loss.
 """
-import math
 import types
 
 import numpy as np
@@ -123,15 +122,15 @@ def _smooth_l1_tiny_prep(pred, gscale, h):
 def _smooth_l1_elem(d, k):
     # torch.nn.functional.smooth_l1_loss for beta > 0 (beta == 0 is routed to mae); the
     # gradient -1 / 1 where d <= -beta / d >= beta, else d * gscale/beta, as torch's backward
-    # (NaN stays NaN; beta = inf, d = +-inf: +-1).  As C: one compare, negated so that a NaN
-    # d takes the quadratic branch, and copysign(gscale, d) outside (gscale >= 0).
+    # compares (NaN stays NaN; beta = inf, d = +-inf: +-1); selects one after the other, as C.
     # sc: 1, or 2^64 for a tiny beta (_smooth_l1_tiny_prep); the multiply by 1 measured free.
     beta, half_over_beta, half_beta, gs_over_beta, gs, sc = k
     ds = d * sc
+    g = gs_over_beta * ds
+    g = -gs if d <= -beta else g
+    g = gs if d >= beta else g
     a = abs(d)
-    inside = not (a >= beta)
-    l = half_over_beta * ds * d if inside else a - half_beta
-    g = gs_over_beta * ds if inside else math.copysign(gs, d)
+    l = half_over_beta * ds * d if a < beta else a - half_beta
     return l, g
 
 
