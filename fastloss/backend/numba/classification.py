@@ -931,8 +931,9 @@ def _mm_rows8(typingctx, grad, x, target, fv, lo, hi, margin, gscale, p2):
         part = cgutils.alloca_once_value(builder, zero)
         ali = context.get_abi_sizeof(T)
 
-        def row(i, last):
-            """One row; last: the chunk's last row (masked load and store), else all 8 lanes."""
+        def row(i, last, grouped=False):
+            """One row; last: the chunk's last row (masked load and store), else all 8 lanes.
+            grouped: the gradient's target lane is left 0 and (gj, y) returned (group8)."""
             base = builder.mul(i, C)
             xp = builder.bitcast(builder.gep(xa.data, [base]), V.as_pointer())
             v = builder.call(load, [xp, al, live, zero]) if last else builder.load(xp, align=ali)
@@ -949,6 +950,10 @@ def _mm_rows8(typingctx, grad, x, target, fv, lo, hi, margin, gscale, p2):
             if has_g:
                 gf = builder.fmul(f, gs)   # gscale arrives times p
                 gj = builder.fmul(h, gf) if P2 else builder.select(on, gf, zero)
+                if grouped:
+                    gp = builder.bitcast(builder.gep(gd, [base]), V.as_pointer())
+                    builder.store(builder.select(live, gj, v), gp, align=ali)
+                    return gj, builder.add(base, y)
                 sj = builder.fadd(gj, shuf(gj, [1, 0, 3, 2, 5, 4, 7, 6]))
                 sj = builder.fadd(sj, shuf(sj, [2, 3, 0, 1, 6, 7, 4, 5]))
                 sj = builder.fadd(sj, shuf(sj, [4, 5, 6, 7, 0, 1, 2, 3]))
@@ -958,6 +963,25 @@ def _mm_rows8(typingctx, grad, x, target, fv, lo, hi, margin, gscale, p2):
                     builder.call(store, [out, gp, al, live])
                 else:   # lanes c..7: the next row's logits as read, so grad may be x
                     builder.store(builder.select(live, out, v), gp, align=ali)
+
+        def group8(i):
+            """Rows i..i+7, none the chunk's last, with the gradient: as C's 8-row group, the
+            target lanes' sums for all 8 rows at once (the per-row tree's order: lane r of
+            the result is ((0 + 1) + (2 + 3)) + ((4 + 5) + (6 + 7)) of row r), then stored
+            one scalar each after the 8 rows' vector stores."""
+            rows = [row(builder.add(i, i.type(r)), False, True) for r in range(8)]
+            gj = [r[0] for r in rows]
+
+            def hadd(a, b):   # vhaddps: [a0+a1, a2+a3, b0+b1, b2+b3, a4+a5, a6+a7, b4+b5, b6+b7]
+                return builder.fadd(builder.shuffle_vector(a, b, ir.Constant(VI, [0, 2, 8, 10, 4, 6, 12, 14])),
+                                    builder.shuffle_vector(a, b, ir.Constant(VI, [1, 3, 9, 11, 5, 7, 13, 15])))
+            q0 = hadd(hadd(gj[0], gj[1]), hadd(gj[2], gj[3]))
+            q1 = hadd(hadd(gj[4], gj[5]), hadd(gj[6], gj[7]))
+            s8 = builder.fadd(builder.shuffle_vector(q0, q1, ir.Constant(VI, [0, 1, 2, 3, 8, 9, 10, 11])),
+                              builder.shuffle_vector(q0, q1, ir.Constant(VI, [4, 5, 6, 7, 12, 13, 14, 15])))
+            ns = builder.fsub(zero, s8)
+            for r in range(8):
+                builder.store(builder.extract_element(ns, i32(r)), builder.gep(gd, [rows[r][1]]))
 
         # rows before the chunk's last read and write 8 lanes (C's mm_rows8_chunk_f32: the
         # masked store is slow on Zen 3); the last row's 8 lanes would reach past the chunk
@@ -969,7 +993,12 @@ def _mm_rows8(typingctx, grad, x, target, fv, lo, hi, margin, gscale, p2):
             end = builder.select(builder.icmp_signed("<", builder.sub(hi_v, i0), sixteen), hi_v,
                                  builder.add(i0, sixteen))
             mid = builder.select(builder.icmp_signed("<", whole, end), whole, end)
-            with cgutils.for_range_slice(builder, i0, mid, one, inc=True) as (i, _):
+            start = i0
+            if has_g:
+                start = builder.add(i0, builder.and_(builder.sub(mid, i0), lo_v.type(-8)))
+                with cgutils.for_range_slice(builder, i0, start, lo_v.type(8), inc=True) as (i, _):
+                    group8(i)
+            with cgutils.for_range_slice(builder, start, mid, one, inc=True) as (i, _):
                 row(i, False)
             with cgutils.for_range_slice(builder, mid, end, one, inc=True) as (i, _):
                 row(i, True)
