@@ -261,18 +261,31 @@ def _tr_groups(typingctx, dst, src, row_off, n, stride, c, out):
     return sig, codegen
 
 
-@jit
+# Row r / rows [lo, hi) of an optional output, chosen when typing (overloads): as @jit
+# functions with an `if a is None` they returned Optional(array) for an array, and every
+# kernel that took the result as its gradient row tested it at run time; LLVM vectorized
+# none of those loops (cross_entropy_prob 1024x32000: 1.9x C's time; bench/NOTES.md,
+# session 17).
 def _row(a, r):
-    if a is None:
-        return None
-    return a[r]
+    pass
 
 
-@jit
 def _sl(a, lo, hi):
-    if a is None:
-        return None
-    return a[lo:hi]
+    pass
+
+
+@overload(_row, jit_options={"nogil": True})
+def _row_typed(a, r):
+    if isinstance(a, types.NoneType):
+        return lambda a, r: None
+    return lambda a, r: a[r]
+
+
+@overload(_sl, jit_options={"nogil": True})
+def _sl_typed(a, lo, hi):
+    if isinstance(a, types.NoneType):
+        return lambda a, lo, hi: None
+    return lambda a, lo, hi: a[lo:hi]
 
 
 @jit
@@ -362,14 +375,24 @@ def _ce_prob_row(g, x, q, w, eps, gscale):
     """Probability target q: l = -sum_j q'_j w_j log p_j, q' = (1 - eps) q + eps / c (with
     eps = 0, q' = 1 * q + 0 = q exactly); its sums fused into the exp pass.  g may be q
     (out=target): then e_j is not parked in g (q_j is still needed) but taken again."""
+    keep_q = False
+    if g is not None:   # a branch numba prunes for g = None (an `and` would still type g.ctypes)
+        keep_q = g.ctypes.data == q.ctypes.data
+    # keep_q a compile-time constant in each loop: as a run-time flag inside them, LLVM
+    # vectorized neither, and 1024x32000 took 1.9x C's time (bench/NOTES.md, session 17)
+    if keep_q:
+        return _ce_prob_pass(g, x, q, w, eps, gscale, True)
+    return _ce_prob_pass(g, x, q, w, eps, gscale, False)
+
+
+@jit
+def _ce_prob_pass(g, x, q, w, eps, gscale, keep_q):
+    literally(keep_q)
     T = x.dtype.type
     C = x.size
     one = T(1)
     ome, epsc = one - T(eps), np.divide(T(eps), T(C))
     m = _rowmax(x)
-    keep_q = False
-    if g is not None:   # a branch numba prunes for g = None (an `and` would still type g.ctypes)
-        keep_q = g.ctypes.data == q.ctypes.data
     S, Q, L = T(0), T(0), T(0)
     for j in range(C):
         d = x[j] - m
