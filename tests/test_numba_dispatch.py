@@ -82,3 +82,24 @@ def test_nd_inputs(shape):
         optim.sgd_(q, t, b, step=s, lr=0.1, momentum=0.9, backend="numba")
         optim.sgd_(q1, t.ravel(), b1, step=s, lr=0.1, momentum=0.9, backend="numba")
     assert np.array_equal(q.ravel(), q1) and np.array_equal(b.ravel(), b1)
+
+
+def test_optional_output_rows_are_typed_as_arrays_or_none():
+    """The classification kernels take their gradient row as _row(grad, r) and a chunk of
+    an output as _sl(a, lo, hi).  Typed Optional(array) (as @jit functions with an `if a is
+    None` they were), every loop writing through them tested the optional at run time and
+    LLVM vectorized none of them (cross_entropy_prob 1024x32000 ran at 1.9x C's time):
+    they must come out as a plain array for an array and as None for None."""
+    from numba import njit, types
+
+    from fastloss.backend.numba import classification as K
+
+    row = njit(lambda a: K._row(a, 1))
+    sl = njit(lambda a: K._sl(a, 1, 3))
+    a = np.arange(12, dtype=np.float32).reshape(4, 3)
+    np.testing.assert_array_equal(row(a), a[1])
+    np.testing.assert_array_equal(sl(a), a[1:3])
+    assert row(None) is None and sl(None) is None
+    for f in (row, sl):
+        kinds = {type(sig.return_type) for sig in f.nopython_signatures}
+        assert kinds == {types.Array, types.NoneType}, (f, f.nopython_signatures)
