@@ -61,62 +61,54 @@ static int fl_have_v3(void)
 /* multi_margin, float32, 4 <= c <= 8, loss reduced (mean or sum): one row per 256-bit
  * vector, class j in lane j, no transposition (session 11, bench/NOTES.md: on Zen 4 1000x7
  * 2.56 -> 1.94 us on one thread against the transposed block; for c = 2, 3 the block is
- * faster).  Per row: the target broadcast, x_y by a permute, z = (margin - x_y) + x_j as in
- * mm_row, h = z where z > 0 and j != y; the loss into one of four float accumulators, added
- * into double every 16 rows; the gradient's target lane gets minus the sum of the others (an
- * in-register tree sum).
+ * faster).  Per row: z = (margin - x_y) + x_j as in mm_row, h = z where z > 0 and j != y;
+ * the loss into one of four float accumulators, added into double every 16 rows; the
+ * gradient's target lane gets minus the sum of the others (an in-register tree sum).
  * Session 14 made it AVX2 (it was AVX-512VL, masked by a mask register, x86-64-v4 only):
  * AVX's masked store (vmaskmovps) is slow on Zen 3, so a row that is not its chunk's last
  * loads and stores all 8 lanes: lanes c..7 are the next row's logits, read before anything
  * of that row is written, and are stored back unchanged (the blend below), so grad may be x;
  * when grad is not x the next row's store then overwrites them.  The chunk's last row
  * (whose 8 lanes would reach into another thread's rows or past the arrays) uses the masked
- * load and store.  On the AVX2 host 1e5x7 on two threads 480 -> 215 us against the block. */
-__attribute__((target("arch=x86-64-v3"), always_inline)) static inline __m256 mm_row8_f32(
-    const float *xr, int64_t y, float *gr, const int last, __m256 live, __m256 mg, __m256 fw, __m256 f1,
-    __m256 gs, const int p2, const int weighted, __m256 acc)
+ * load and store.  On the AVX2 host 1e5x7 on two threads 480 -> 215 us against the block.
+ *
+ * One row's terms, v its 8 lanes (xr in memory): the loss term added into *acc, *ny the
+ * lanes j < c, j != y, and the gradient returned without the target's lane (0 there).  x_y
+ * and w_y / c are broadcast from memory and the mask is noty[y], all loads: the permutes of
+ * v and of the weights by a vector of y and the compare of y with the lanes were 4 of the
+ * row's ~13 vector operations (session 18: 1000x7 on one thread -21%). */
+__attribute__((target("arch=x86-64-v3"), always_inline)) static inline __m256 mm_core8_f32(
+    const __m256 v, const float *xr, int64_t y, const __m256 *noty, const float *fv, __m256 mg, __m256 f1,
+    __m256 gs, const int p2, const int weighted, __m256 *acc, __m256 *ny)
 {
-    const __m256i lane = _mm256_set_epi32(7, 6, 5, 4, 3, 2, 1, 0), yb = _mm256_set1_epi32((int)y);
-    const __m256 zero = _mm256_setzero_ps();
-    const __m256 v = last ? _mm256_maskload_ps(xr, _mm256_castps_si256(live)) : _mm256_loadu_ps(xr);
-    const __m256 z = _mm256_add_ps(_mm256_sub_ps(mg, _mm256_permutevar8x32_ps(v, yb)), v);
-    const __m256 isy = _mm256_castsi256_ps(_mm256_cmpeq_epi32(yb, lane));
-    const __m256 on = _mm256_and_ps(_mm256_andnot_ps(isy, live), _mm256_cmp_ps(z, zero, _CMP_GT_OQ));
-    const __m256 h = _mm256_and_ps(on, z), f = weighted ? _mm256_permutevar8x32_ps(fw, yb) : f1;
+    const __m256 z = _mm256_add_ps(_mm256_sub_ps(mg, _mm256_broadcast_ss(xr + y)), v);
+    *ny = noty[y];
+    const __m256 on = _mm256_and_ps(*ny, _mm256_cmp_ps(z, _mm256_setzero_ps(), _CMP_GT_OQ));
+    const __m256 h = _mm256_and_ps(on, z), f = weighted ? _mm256_broadcast_ss(fv + y) : f1;
     const __m256 hp = p2 ? _mm256_mul_ps(h, h) : h;
-    acc = _mm256_add_ps(acc, weighted ? _mm256_mul_ps(hp, f) : hp);
+    *acc = _mm256_add_ps(*acc, weighted ? _mm256_mul_ps(hp, f) : hp);
+    const __m256 gf = _mm256_mul_ps(f, gs); /* (p w_y / c) * gscale */
+    return p2 ? _mm256_mul_ps(h, gf) : _mm256_and_ps(on, gf);
+}
+
+/* One row on its own: the target's lane gets minus the sum of the others by an in-register tree. */
+__attribute__((target("arch=x86-64-v3"), always_inline)) static inline __m256 mm_row8_f32(
+    const float *xr, int64_t y, float *gr, const int last, __m256 live, const __m256 *noty, const float *fv,
+    __m256 mg, __m256 f1, __m256 gs, const int p2, const int weighted, __m256 acc)
+{
+    const __m256 v = last ? _mm256_maskload_ps(xr, _mm256_castps_si256(live)) : _mm256_loadu_ps(xr);
+    __m256 ny;
+    const __m256 gj = mm_core8_f32(v, xr, y, noty, fv, mg, f1, gs, p2, weighted, &acc, &ny);
     if (gr) {
-        const __m256 gf = _mm256_mul_ps(f, gs); /* (p w_y / c) * gscale */
-        const __m256 gj = p2 ? _mm256_mul_ps(h, gf) : _mm256_and_ps(on, gf);
+        const __m256 isy = _mm256_andnot_ps(ny, live);
         __m256 t = _mm256_add_ps(gj, _mm256_permute_ps(gj, 0xB1));
         t = _mm256_add_ps(t, _mm256_permute_ps(t, 0x4E));
         t = _mm256_add_ps(t, _mm256_permute2f128_ps(t, t, 1));
-        const __m256 out = _mm256_sub_ps(gj, _mm256_and_ps(isy, t)); /* the target's gj is 0 */
+        const __m256 out = _mm256_sub_ps(gj, _mm256_and_ps(isy, t));
         if (last) _mm256_maskstore_ps(gr, _mm256_castps_si256(live), out);
         else _mm256_storeu_ps(gr, _mm256_blendv_ps(v, out, live));
     }
     return acc;
-}
-
-/* The gradient without the target's lane, for a group of 8 rows whose target lanes are
- * summed together (mm_hsum8_f32) and stored last, one scalar store each: the same sums, in
- * the same order, as mm_row8_f32's per-row tree, for 9 instead of 48 shuffles and adds. */
-__attribute__((target("arch=x86-64-v3"), always_inline)) static inline __m256 mm_gj8_f32(
-    const float *xr, int64_t y, float *gr, __m256 live, __m256 mg, __m256 fw, __m256 f1, __m256 gs, const int p2,
-    const int weighted, __m256 *acc)
-{
-    const __m256i lane = _mm256_set_epi32(7, 6, 5, 4, 3, 2, 1, 0), yb = _mm256_set1_epi32((int)y);
-    const __m256 v = _mm256_loadu_ps(xr);
-    const __m256 z = _mm256_add_ps(_mm256_sub_ps(mg, _mm256_permutevar8x32_ps(v, yb)), v);
-    const __m256 isy = _mm256_castsi256_ps(_mm256_cmpeq_epi32(yb, lane));
-    const __m256 on = _mm256_and_ps(_mm256_andnot_ps(isy, live), _mm256_cmp_ps(z, _mm256_setzero_ps(), _CMP_GT_OQ));
-    const __m256 h = _mm256_and_ps(on, z), f = weighted ? _mm256_permutevar8x32_ps(fw, yb) : f1;
-    const __m256 hp = p2 ? _mm256_mul_ps(h, h) : h;
-    *acc = _mm256_add_ps(*acc, weighted ? _mm256_mul_ps(hp, f) : hp);
-    const __m256 gf = _mm256_mul_ps(f, gs);
-    const __m256 gj = p2 ? _mm256_mul_ps(h, gf) : _mm256_and_ps(on, gf);
-    _mm256_storeu_ps(gr, _mm256_blendv_ps(v, gj, live));
-    return gj;
 }
 
 /* lane r: the sum of g[r]'s lanes, ((0 + 1) + (2 + 3)) + ((4 + 5) + (6 + 7)) */
@@ -134,7 +126,11 @@ __attribute__((target("arch=x86-64-v3"), always_inline)) static inline double mm
     for (int64_t j = 0; j < C; j++) fv[j] = (weighted ? m->weight[j] : 1.0f) / (float)C;
     const __m256 live = _mm256_castsi256_ps(
         _mm256_cmpgt_epi32(_mm256_set1_epi32((int)C), _mm256_set_epi32(7, 6, 5, 4, 3, 2, 1, 0)));
-    const __m256 fw = _mm256_loadu_ps(fv), f1 = _mm256_set1_ps(fv[0]), mg = _mm256_set1_ps(m->margin);
+    __m256 noty[8]; /* noty[y]: the lanes j < c, j != y */
+    for (int y = 0; y < 8; y++)
+        noty[y] = _mm256_andnot_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(_mm256_set1_epi32(y),
+                  _mm256_set_epi32(7, 6, 5, 4, 3, 2, 1, 0))), live);
+    const __m256 f1 = _mm256_set1_ps(fv[0]), mg = _mm256_set1_ps(m->margin);
     const __m256 gs = _mm256_set1_ps((p2 ? 2.0f : 1.0f) * m->gscale);
     const float *x = m->x;
     const int64_t *t = m->target;
@@ -144,13 +140,18 @@ __attribute__((target("arch=x86-64-v3"), always_inline)) static inline double mm
     for (int64_t i = lo; i < hi;) {
         const int64_t stop = hi - i < 16 ? hi : i + 16;
         __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        /* groups of 8 rows: their target lanes summed together (mm_hsum8_f32) and stored last,
+         * one scalar store each -- the same sums in the same order as mm_row8_f32's per-row
+         * tree, for 9 instead of 48 shuffles and adds */
         if (g)
             for (; i + 8 <= stop && i + 8 <= whole; i += 8) {
                 __m256 gj[8];
                 for (int r = 0; r < 8; r++) { /* unrolled by GCC: r is a constant in each copy */
                     __m256 *ar = r % 4 == 0 ? &a0 : r % 4 == 1 ? &a1 : r % 4 == 2 ? &a2 : &a3;
-                    gj[r] = mm_gj8_f32(x + (i + r) * C, t[i + r], g + (i + r) * C, live, mg, fw, f1, gs, p2,
-                                       weighted, ar);
+                    const __m256 v = _mm256_loadu_ps(x + (i + r) * C);
+                    __m256 keep; /* the target lane's gj is 0: its value is stored below */
+                    gj[r] = mm_core8_f32(v, x + (i + r) * C, t[i + r], noty, fv, mg, f1, gs, p2, weighted, ar, &keep);
+                    _mm256_storeu_ps(g + (i + r) * C, _mm256_blendv_ps(v, gj[r], live));
                 }
                 const __m256 s8 = mm_hsum8_f32(gj);
                 float ny[8];
@@ -158,17 +159,17 @@ __attribute__((target("arch=x86-64-v3"), always_inline)) static inline double mm
                 for (int r = 0; r < 8; r++) g[(i + r) * C + t[i + r]] = ny[r];
             }
         for (; i + 4 <= stop && i + 4 <= whole; i += 4) {
-            a0 = mm_row8_f32(x + i * C, t[i], g ? g + i * C : NULL, 0, live, mg, fw, f1, gs, p2, weighted, a0);
-            a1 = mm_row8_f32(x + (i + 1) * C, t[i + 1], g ? g + (i + 1) * C : NULL, 0, live, mg, fw, f1, gs, p2,
+            a0 = mm_row8_f32(x + i * C, t[i], g ? g + i * C : NULL, 0, live, noty, fv, mg, f1, gs, p2, weighted, a0);
+            a1 = mm_row8_f32(x + (i + 1) * C, t[i + 1], g ? g + (i + 1) * C : NULL, 0, live, noty, fv, mg, f1, gs, p2,
                              weighted, a1);
-            a2 = mm_row8_f32(x + (i + 2) * C, t[i + 2], g ? g + (i + 2) * C : NULL, 0, live, mg, fw, f1, gs, p2,
+            a2 = mm_row8_f32(x + (i + 2) * C, t[i + 2], g ? g + (i + 2) * C : NULL, 0, live, noty, fv, mg, f1, gs, p2,
                              weighted, a2);
-            a3 = mm_row8_f32(x + (i + 3) * C, t[i + 3], g ? g + (i + 3) * C : NULL, 0, live, mg, fw, f1, gs, p2,
+            a3 = mm_row8_f32(x + (i + 3) * C, t[i + 3], g ? g + (i + 3) * C : NULL, 0, live, noty, fv, mg, f1, gs, p2,
                              weighted, a3);
         }
         for (; i < stop; i++)
-            a0 = mm_row8_f32(x + i * C, t[i], g ? g + i * C : NULL, i >= whole, live, mg, fw, f1, gs, p2, weighted,
-                             a0);
+            a0 = mm_row8_f32(x + i * C, t[i], g ? g + i * C : NULL, i >= whole, live, noty, fv, mg, f1, gs, p2,
+                             weighted, a0);
         const __m256 a = _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3));
         tlo = _mm256_add_pd(tlo, _mm256_cvtps_pd(_mm256_castps256_ps128(a)));
         thi = _mm256_add_pd(thi, _mm256_cvtps_pd(_mm256_extractf128_ps(a, 1)));

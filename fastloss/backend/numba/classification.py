@@ -953,6 +953,17 @@ def _mm_rows8(typingctx, grad, x, target, fv, lo, hi, margin, gscale, p2):
         total = cgutils.alloca_once_value(builder, ir.Constant(VD, [0.0] * 8))
         part = cgutils.alloca_once_value(builder, zero)
         ali = context.get_abi_sizeof(T)
+        # noty[y]: all ones in the lanes j < c, j != y (as C's table: one load a row instead of
+        # y's broadcast, a compare and an and-not)
+        VM = ir.VectorType(ir.IntType(8 * ali), 8)
+        noty = cgutils.alloca_once(builder, VM, size=8)
+        for k in range(8):
+            builder.store(builder.sext(builder.and_(live, builder.icmp_signed("!=", lane, ir.Constant(VI, [k] * 8))),
+                                       VM), builder.gep(noty, [i32(k)]))
+
+        def keep(a, m):
+            """a where m is all ones, else +0.0 (a select spelled as the and it is)"""
+            return builder.bitcast(builder.and_(builder.bitcast(a, VM), m), V)
 
         def row(i, last, grouped=False):
             """One row; last: the chunk's last row (masked load and store), else all 8 lanes.
@@ -961,18 +972,17 @@ def _mm_rows8(typingctx, grad, x, target, fv, lo, hi, margin, gscale, p2):
             xp = builder.bitcast(builder.gep(xa.data, [base]), V.as_pointer())
             v = builder.call(load, [xp, al, live, zero]) if last else builder.load(xp, align=ali)
             y = builder.load(builder.gep(td, [i]))
-            yv = splat(builder.trunc(y, i32), VI)
             xy = splat(builder.load(builder.gep(xa.data, [builder.add(base, y)])), V)
             z = builder.fadd(builder.fsub(mg, xy), v)   # (margin - x_y) + x_j, as C
-            on = builder.and_(builder.and_(live, builder.icmp_signed("!=", lane, yv)),
-                              builder.fcmp_ordered(">", z, zero))
-            h = builder.select(on, z, zero)
+            on = builder.and_(builder.load(builder.gep(noty, [y])),
+                              builder.sext(builder.fcmp_ordered(">", z, zero), VM))
+            h = keep(z, on)
             f = splat(builder.load(builder.gep(fd, [y])), V)
             hp = builder.fmul(h, h) if P2 else h
             builder.store(builder.fadd(builder.load(part), builder.fmul(hp, f)), part)
             if has_g:
                 gf = builder.fmul(f, gs)   # gscale arrives times p
-                gj = builder.fmul(h, gf) if P2 else builder.select(on, gf, zero)
+                gj = builder.fmul(h, gf) if P2 else keep(gf, on)
                 if grouped:
                     gp = builder.bitcast(builder.gep(gd, [base]), V.as_pointer())
                     builder.store(builder.select(live, gj, v), gp, align=ali)
@@ -980,6 +990,7 @@ def _mm_rows8(typingctx, grad, x, target, fv, lo, hi, margin, gscale, p2):
                 sj = builder.fadd(gj, shuf(gj, [1, 0, 3, 2, 5, 4, 7, 6]))
                 sj = builder.fadd(sj, shuf(sj, [2, 3, 0, 1, 6, 7, 4, 5]))
                 sj = builder.fadd(sj, shuf(sj, [4, 5, 6, 7, 0, 1, 2, 3]))
+                yv = splat(builder.trunc(y, i32), VI)
                 out = builder.select(builder.icmp_signed("==", lane, yv), builder.fsub(zero, sj), gj)
                 gp = builder.bitcast(builder.gep(gd, [base]), V.as_pointer())
                 if last:
