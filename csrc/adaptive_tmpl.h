@@ -31,6 +31,7 @@ typedef struct {
     T inv_bc2_sqrt, eps, step_size;
     int wd_mode;               /* 0 none, 1 coupled, 2 decoupled */
     int small;                 /* |w1| < 0.5 */
+    int pf;                    /* prefetch ahead: >= FL_PF_MIN_BYTES of arrays */
 } SFX(adamctx);
 
 FL_INLINE void SFX(adam_range)(const SFX(adamctx) *c, int64_t lo, int64_t hi,
@@ -71,12 +72,31 @@ FL_INLINE void SFX(adam_range)(const SFX(adamctx) *c, int64_t lo, int64_t hi,
         else FL_ADAM_AMS(W, 0);                                                              \
     } while (0)
 
-FL_CLONES static double SFX(adam_chunk)(const void *ctx, int64_t lo, int64_t hi)
+FL_INLINE void SFX(adam_modes)(const SFX(adamctx) *c, int64_t lo, int64_t hi)
 {
-    const SFX(adamctx) *c = (const SFX(adamctx) *)ctx;
     if (c->wd_mode == 1) FL_ADAM_SMALL(1);
     else if (c->wd_mode == 2) FL_ADAM_SMALL(2);
     else FL_ADAM_SMALL(0);
+}
+
+/* in blocks, each prefetching the lines further on (fl_internal.h, fl_prefetch_ahead) */
+FL_CLONES static double SFX(adam_chunk)(const void *ctx, int64_t lo, int64_t hi)
+{
+    const SFX(adamctx) *c = (const SFX(adamctx) *)ctx;
+    const int64_t es = sizeof(T);
+    if (!c->pf) {
+        SFX(adam_modes)(c, lo, hi);
+        return 0.0;
+    }
+    for (int64_t b = lo, e; b < hi; b = e) {
+        e = fl_pf_end(b, hi, es);
+        fl_prefetch_ahead(c->grad, es, b, e, hi);
+        fl_prefetch_ahead(c->param, es, b, e, hi);
+        fl_prefetch_ahead(c->m, es, b, e, hi);
+        fl_prefetch_ahead(c->v, es, b, e, hi);
+        fl_prefetch_ahead(c->vmax, es, b, e, hi);
+        SFX(adam_modes)(c, b, e);
+    }
     return 0.0;
 }
 #undef FL_ADAM_AMS
@@ -107,6 +127,7 @@ void SFX(fl_adam)(T *param, T *exp_avg, T *exp_avg_sq, T *max_exp_avg_sq, const 
     c.inv_bc2_sqrt = (T)(1.0 / sqrt(bc2));
     c.eps = (T)eps;
     c.step_size = (T)(lr / bc1);
+    c.pf = n * (int64_t)sizeof(T) * (amsgrad ? 5 : 4) >= FL_PF_MIN_BYTES;
     fl_parallel_for(n, FL_GRAIN_SQRT, SFX(adam_chunk), &c);
 }
 
@@ -115,6 +136,7 @@ typedef struct {
     T *param, *sum;
     const T *grad;
     T gscale, wd, clr, eps;
+    int pf;                    /* as adamctx's */
 } SFX(adagradctx);
 
 FL_INLINE void SFX(adagrad_range)(const SFX(adagradctx) *c, int64_t lo, int64_t hi, const int wdc)
@@ -132,11 +154,27 @@ FL_INLINE void SFX(adagrad_range)(const SFX(adagradctx) *c, int64_t lo, int64_t 
     }
 }
 
+FL_INLINE void SFX(adagrad_modes)(const SFX(adagradctx) *c, int64_t lo, int64_t hi)
+{
+    if (c->wd != 0) SFX(adagrad_range)(c, lo, hi, 1);
+    else SFX(adagrad_range)(c, lo, hi, 0);
+}
+
 FL_CLONES static double SFX(adagrad_chunk)(const void *ctx, int64_t lo, int64_t hi)
 {
     const SFX(adagradctx) *c = (const SFX(adagradctx) *)ctx;
-    if (c->wd != 0) SFX(adagrad_range)(c, lo, hi, 1);
-    else SFX(adagrad_range)(c, lo, hi, 0);
+    const int64_t es = sizeof(T);
+    if (!c->pf) {
+        SFX(adagrad_modes)(c, lo, hi);
+        return 0.0;
+    }
+    for (int64_t b = lo, e; b < hi; b = e) {    /* blocks, prefetching as adam_chunk */
+        e = fl_pf_end(b, hi, es);
+        fl_prefetch_ahead(c->grad, es, b, e, hi);
+        fl_prefetch_ahead(c->param, es, b, e, hi);
+        fl_prefetch_ahead(c->sum, es, b, e, hi);
+        SFX(adagrad_modes)(c, b, e);
+    }
     return 0.0;
 }
 
@@ -152,6 +190,7 @@ void SFX(fl_adagrad)(T *param, T *state_sum, const T *grad, int64_t n, int64_t s
     c.wd = (T)weight_decay;
     c.clr = (T)(lr / (1.0 + (double)(step - 1) * lr_decay));   /* torch's clr, in double */
     c.eps = (T)eps;
+    c.pf = n * (int64_t)sizeof(T) * 3 >= FL_PF_MIN_BYTES;
     fl_parallel_for(n, FL_GRAIN_SQRT, SFX(adagrad_chunk), &c);
 }
 
@@ -161,6 +200,7 @@ typedef struct {
     const T *grad;
     T gscale, wd, alpha, w, omw, eps, lr, momentum;  /* w = 1 - alpha, omw = 1 - w (lerp) */
     int small;                                       /* |w| < 0.5 */
+    int pf;                                          /* as adamctx's */
 } SFX(rmspropctx);
 
 FL_INLINE void SFX(rmsprop_range)(const SFX(rmspropctx) *c, int64_t lo, int64_t hi,
@@ -203,12 +243,30 @@ FL_INLINE void SFX(rmsprop_range)(const SFX(rmspropctx) *c, int64_t lo, int64_t 
         }                                                                                    \
     } while (0)
 
-FL_CLONES static double SFX(rmsprop_chunk)(const void *ctx, int64_t lo, int64_t hi)
+FL_INLINE void SFX(rmsprop_modes)(const SFX(rmspropctx) *c, int64_t lo, int64_t hi)
 {
-    const SFX(rmspropctx) *c = (const SFX(rmspropctx) *)ctx;
     /* `small` only matters for the lerp of the centered average */
     if (c->wd != 0) FL_RMS_MODES(1);
     else FL_RMS_MODES(0);
+}
+
+FL_CLONES static double SFX(rmsprop_chunk)(const void *ctx, int64_t lo, int64_t hi)
+{
+    const SFX(rmspropctx) *c = (const SFX(rmspropctx) *)ctx;
+    const int64_t es = sizeof(T);
+    if (!c->pf) {
+        SFX(rmsprop_modes)(c, lo, hi);
+        return 0.0;
+    }
+    for (int64_t b = lo, e; b < hi; b = e) {    /* blocks, prefetching as adam_chunk */
+        e = fl_pf_end(b, hi, es);
+        fl_prefetch_ahead(c->grad, es, b, e, hi);
+        fl_prefetch_ahead(c->param, es, b, e, hi);
+        fl_prefetch_ahead(c->sq, es, b, e, hi);
+        fl_prefetch_ahead(c->buf, es, b, e, hi);
+        fl_prefetch_ahead(c->gavg, es, b, e, hi);
+        SFX(rmsprop_modes)(c, b, e);
+    }
     return 0.0;
 }
 #undef FL_RMS_SMALL
@@ -233,5 +291,6 @@ void SFX(fl_rmsprop)(T *param, T *square_avg, T *momentum_buffer, T *grad_avg, c
     c.eps = (T)eps;
     c.lr = (T)lr;
     c.momentum = (T)momentum;
+    c.pf = n * (int64_t)sizeof(T) * (3 + (c.buf != NULL) + (c.gavg != NULL)) >= FL_PF_MIN_BYTES;
     fl_parallel_for(n, FL_GRAIN_SQRT, SFX(rmsprop_chunk), &c);
 }
