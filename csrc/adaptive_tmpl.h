@@ -79,22 +79,15 @@ FL_INLINE void SFX(adam_modes)(const SFX(adamctx) *c, int64_t lo, int64_t hi)
     else FL_ADAM_SMALL(0);
 }
 
-/* in blocks, each prefetching the lines further on (fl_internal.h, fl_prefetch_ahead) */
+/* Large calls (pf) run in blocks, each prefetching the lines further on (fl_internal.h,
+ * fl_prefetch_ahead); Adagrad and RMSprop the same. */
 FL_CLONES static double SFX(adam_chunk)(const void *ctx, int64_t lo, int64_t hi)
 {
     const SFX(adamctx) *c = (const SFX(adamctx) *)ctx;
-    const int64_t es = sizeof(T);
-    if (!c->pf) {
-        SFX(adam_modes)(c, lo, hi);
-        return 0.0;
-    }
+    const void *const a[] = {c->grad, c->param, c->m, c->v, c->vmax};
     for (int64_t b = lo, e; b < hi; b = e) {
-        e = fl_pf_end(b, hi, es);
-        fl_prefetch_ahead(c->grad, es, b, e, hi);
-        fl_prefetch_ahead(c->param, es, b, e, hi);
-        fl_prefetch_ahead(c->m, es, b, e, hi);
-        fl_prefetch_ahead(c->v, es, b, e, hi);
-        fl_prefetch_ahead(c->vmax, es, b, e, hi);
+        e = fl_pf_end(c->pf, b, hi, sizeof(T));
+        fl_prefetch_ahead(c->pf, a, 5, sizeof(T), b, e, hi);
         SFX(adam_modes)(c, b, e);
     }
     return 0.0;
@@ -163,16 +156,10 @@ FL_INLINE void SFX(adagrad_modes)(const SFX(adagradctx) *c, int64_t lo, int64_t 
 FL_CLONES static double SFX(adagrad_chunk)(const void *ctx, int64_t lo, int64_t hi)
 {
     const SFX(adagradctx) *c = (const SFX(adagradctx) *)ctx;
-    const int64_t es = sizeof(T);
-    if (!c->pf) {
-        SFX(adagrad_modes)(c, lo, hi);
-        return 0.0;
-    }
-    for (int64_t b = lo, e; b < hi; b = e) {    /* blocks, prefetching as adam_chunk */
-        e = fl_pf_end(b, hi, es);
-        fl_prefetch_ahead(c->grad, es, b, e, hi);
-        fl_prefetch_ahead(c->param, es, b, e, hi);
-        fl_prefetch_ahead(c->sum, es, b, e, hi);
+    const void *const a[] = {c->grad, c->param, c->sum};
+    for (int64_t b = lo, e; b < hi; b = e) {
+        e = fl_pf_end(c->pf, b, hi, sizeof(T));
+        fl_prefetch_ahead(c->pf, a, 3, sizeof(T), b, e, hi);
         SFX(adagrad_modes)(c, b, e);
     }
     return 0.0;
@@ -253,18 +240,10 @@ FL_INLINE void SFX(rmsprop_modes)(const SFX(rmspropctx) *c, int64_t lo, int64_t 
 FL_CLONES static double SFX(rmsprop_chunk)(const void *ctx, int64_t lo, int64_t hi)
 {
     const SFX(rmspropctx) *c = (const SFX(rmspropctx) *)ctx;
-    const int64_t es = sizeof(T);
-    if (!c->pf) {
-        SFX(rmsprop_modes)(c, lo, hi);
-        return 0.0;
-    }
-    for (int64_t b = lo, e; b < hi; b = e) {    /* blocks, prefetching as adam_chunk */
-        e = fl_pf_end(b, hi, es);
-        fl_prefetch_ahead(c->grad, es, b, e, hi);
-        fl_prefetch_ahead(c->param, es, b, e, hi);
-        fl_prefetch_ahead(c->sq, es, b, e, hi);
-        fl_prefetch_ahead(c->buf, es, b, e, hi);
-        fl_prefetch_ahead(c->gavg, es, b, e, hi);
+    const void *const a[] = {c->grad, c->param, c->sq, c->buf, c->gavg};
+    for (int64_t b = lo, e; b < hi; b = e) {
+        e = fl_pf_end(c->pf, b, hi, sizeof(T));
+        fl_prefetch_ahead(c->pf, a, 5, sizeof(T), b, e, hi);
         SFX(rmsprop_modes)(c, b, e);
     }
     return 0.0;

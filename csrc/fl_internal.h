@@ -67,20 +67,25 @@ void fl_parallel_for(int64_t n, int64_t grain, fl_chunk_fn fn, const void *ctx);
 #define FL_PF_AHEAD_BYTES 4096
 #endif
 
-/* The end of the block that starts at b: FL_PF_BLOCK_BYTES of elements of es bytes, or hi. */
-FL_INLINE int64_t fl_pf_end(int64_t b, int64_t hi, int64_t es)
+/* The end of the block that starts at b when pf (FL_PF_BLOCK_BYTES of elements of es bytes,
+ * or hi), else hi: a chunk that does not prefetch is one block. */
+FL_INLINE int64_t fl_pf_end(int pf, int64_t b, int64_t hi, int64_t es)
 {
     const int64_t e = b + FL_PF_BLOCK_BYTES / es;
-    return e < hi ? e : hi;
+    return pf && e < hi ? e : hi;
 }
 
-/* Prefetch (for reading, into every level) the lines of a[b + ahead, e + ahead), clipped to
- * hi, where ahead is FL_PF_AHEAD_BYTES of elements of es bytes; nothing when a is NULL. */
-FL_INLINE void fl_prefetch_ahead(const void *a, int64_t es, int64_t b, int64_t e, int64_t hi)
+/* When pf: prefetch (for reading, into every level) the lines of a[k][b + ahead, e + ahead)
+ * for each of the na arrays a[k] not NULL, clipped to hi, where ahead is FL_PF_AHEAD_BYTES
+ * of elements of es bytes. */
+FL_INLINE void fl_prefetch_ahead(int pf, const void *const *a, int na, int64_t es, int64_t b,
+                                 int64_t e, int64_t hi)
 {
-    if (!a) return;
+    if (!pf) return;
     const int64_t k = FL_PF_AHEAD_BYTES / es, top = e + k < hi ? e + k : hi;
-    for (int64_t i = b + k; i < top; i += 64 / es) __builtin_prefetch((const char *)a + i * es, 0, 3);
+    for (int j = 0; j < na; j++)
+        if (a[j])
+            for (int64_t i = b + k; i < top; i += 64 / es) __builtin_prefetch((const char *)a[j] + i * es, 0, 3);
 }
 
 #define FL_MAX_THREADS 1024
