@@ -54,14 +54,17 @@ void fl_parallel_for(int64_t n, int64_t grain, fl_chunk_fn fn, const void *ctx);
  * FL_PF_AHEAD_BYTES further on in every array it reads (never past the chunk's end: a
  * prefetch does not fault, but an address outside the array is not ours to form).  The
  * blocks change no result: every element of these kernels depends on that element alone.
- * Measured (bench/NOTES.md, session 19; one process, old and new library interleaved): at
- * n = 1e7 Adam -5%, Adagrad -15%, RMSprop -14% with 4 KiB ahead (1, 2 and 8 KiB did less);
- * at n = 1e6 (20-28 MB, cache-resident) +3-4%, hence the threshold; n <= 1e5 unchanged. */
+ * Measured (bench/NOTES.md, session 19; bench/ab_builds.py, old and new library in one
+ * process): at n = 1e7, 1 KiB blocks 4 KiB ahead took Adam -4%, Adagrad -10-13%, RMSprop
+ * -14% (1, 2 and 8 KiB ahead did less); 256-byte blocks (4 lines an array, so the requests
+ * go out a few at a time) then another 3-8%, against 128 and 512 bytes and 2 or 8 KiB
+ * ahead.  Always on, prefetching cost 3-4% at n = 1e6 (20-28 MB, cache-resident), hence
+ * the threshold; n <= 1e5 unchanged. */
 #ifndef FL_PF_MIN_BYTES
 #define FL_PF_MIN_BYTES (64LL << 20)
 #endif
 #ifndef FL_PF_BLOCK_BYTES
-#define FL_PF_BLOCK_BYTES 1024
+#define FL_PF_BLOCK_BYTES 256
 #endif
 #ifndef FL_PF_AHEAD_BYTES
 #define FL_PF_AHEAD_BYTES 4096
